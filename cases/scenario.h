@@ -1,0 +1,43 @@
+/* scenario: the harness every case program shares. It owns the case's command line and the phase
+ * sequence (baseline, peak, after_free, after_trim, after_idle); rssprobe owns the measuring.
+ * Nothing here touches the heap: a case's numbers must come from the case's own allocations. */
+#ifndef SCENARIO_H
+#define SCENARIO_H
+
+#include <stddef.h>
+
+#include "rssprobe.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct scenario {
+    const char *name;
+    long count;          /* --count: how many blocks the case allocates */
+    int trim;            /* --trim: call malloc_trim(0) after the free */
+    long idle_ms;        /* --idle SECONDS: stay quiet after the free, sampling RSS */
+    const char *hold;    /* --hold PHASE: stop after PHASE until SIGUSR1 */
+    int report_fd;       /* --report-fd: where the JSON lines go (default stdout) */
+    struct rssprobe_floor live; /* the objects the case keeps alive after the free */
+};
+
+/* Parses argv; on a bad flag or value prints one line naming it and exits with status 2.
+ * Call it before the case allocates anything. */
+void scenario_init(struct scenario *s, const char *name, long default_count, int argc, char **argv);
+
+/* Measures and reports one phase (and holds there if asked). */
+void scenario_phase(struct scenario *s, const char *phase);
+
+/* Records a live object for the page floor. Returns 0, or -1 when the floor is out of memory. */
+int scenario_keep(struct scenario *s, const void *ptr, size_t size);
+
+/* The phases after the free: after_free, then after_trim with --trim, then after_idle with --idle.
+ * Then exit(0) with the live objects still allocated, as the seed's program ends: memcheck then
+ * reports them as still reachable (a return from main would run destructors and free them). */
+void scenario_finish(struct scenario *s) __attribute__((noreturn));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,114 @@
+/* rssprobe: measure what a process keeps resident (RSS, allocator state, the page floor that live
+ * objects pin) without allocating from the heap it measures. Every reader uses open/read into
+ * caller or stack buffers and every scratch array is mmap'd, so a measurement never leaves a heap
+ * chunk behind that could pin the top of the heap and change what it measures. */
+#ifndef RSSPROBE_H
+#define RSSPROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* glibc's chunk header in front of every user pointer (prev_size + size). A live object occupies
+ * the pages of [ptr - RSSPROBE_CHUNK_HEADER, ptr + size). */
+#define RSSPROBE_CHUNK_HEADER (2 * sizeof(size_t))
+
+/* A buffer big enough for one JSON line from rssprobe_format_json. */
+#define RSSPROBE_JSON_MAX 1024
+
+enum rssprobe_rss_source {
+    RSSPROBE_RSS_NONE = 0,
+    RSSPROBE_RSS_SMAPS_ROLLUP,
+    RSSPROBE_RSS_STATM,
+};
+
+struct rssprobe_rss {
+    long rss_kb;       /* resident set size */
+    long anon_kb;      /* Anonymous: resident anonymous memory; -1 when the source lacks it */
+    long anon_huge_kb; /* AnonHugePages: THP-backed part of anon_kb; -1 when unknown */
+    enum rssprobe_rss_source source;
+};
+
+/* Parsers take the text of a /proc file (not NUL-terminated; len bytes) so tests can feed them
+ * malformed content. Return 0 on success, -1 when a required field is missing or not a number
+ * (out is then left with rss_kb = -1 and source = RSSPROBE_RSS_NONE). */
+int rssprobe_parse_smaps_rollup(const char *text, size_t len, struct rssprobe_rss *out);
+int rssprobe_parse_statm(const char *text, size_t len, long page_size, struct rssprobe_rss *out);
+
+/* Reads /proc/self/smaps_rollup, falling back to /proc/self/statm where the kernel has no
+ * smaps_rollup (before Linux 4.14). Returns 0, or -1 when neither can be read. */
+int rssprobe_read_rss(struct rssprobe_rss *out);
+
+enum rssprobe_heap_source {
+    RSSPROBE_HEAP_NONE = 0,  /* not glibc, or no mallinfo at all */
+    RSSPROBE_HEAP_MALLINFO2, /* glibc >= 2.33: size_t fields */
+    RSSPROBE_HEAP_MALLINFO,  /* older glibc: int fields, wrap above 2 GiB */
+};
+
+/* glibc's view of its heap (all arenas), from mallinfo2()/mallinfo(). Note: these walk the bins
+ * under the arena locks: cheap for a test, not for a hot path. */
+struct rssprobe_heap {
+    size_t arena_bytes;      /* arena: non-mmapped space obtained from the system */
+    size_t mmap_bytes;       /* hblkhd: space in mmapped chunks */
+    size_t in_use_bytes;     /* uordblks: allocated (live) bytes */
+    size_t free_bytes;       /* fordblks: free bytes the allocator keeps */
+    size_t releasable_bytes; /* keepcost: top-most free space that automatic trim could release */
+    enum rssprobe_heap_source source;
+};
+int rssprobe_read_heap(struct rssprobe_heap *out);
+
+/* Transparent hugepage mode from /sys/kernel/mm/transparent_hugepage/enabled: "always",
+ * "madvise", "never", or "unknown". Returns a static string. */
+const char *rssprobe_thp_mode(void);
+
+/* The page floor: the number of distinct pages a set of live objects touches. Storage is mmap'd
+ * and grown with mremap, never malloc'd. */
+struct rssprobe_floor {
+    uintptr_t *pages; /* page numbers, unsorted until rssprobe_floor_pages() */
+    size_t count;     /* entries in pages */
+    size_t cap;       /* capacity in entries */
+    size_t objects;   /* objects added */
+    size_t bytes;     /* sum of their sizes (without chunk headers) */
+    long page_size;
+};
+int rssprobe_floor_init(struct rssprobe_floor *f);
+/* Adds the pages of [ptr - RSSPROBE_CHUNK_HEADER, ptr + size). Returns 0, or -1 when out of
+ * memory (the floor then stays as it was). */
+int rssprobe_floor_add(struct rssprobe_floor *f, const void *ptr, size_t size);
+/* Sorts and de-duplicates in place; returns the number of distinct pages. */
+size_t rssprobe_floor_pages(struct rssprobe_floor *f);
+long rssprobe_floor_kb(struct rssprobe_floor *f);
+void rssprobe_floor_release(struct rssprobe_floor *f);
+
+/* One measurement. phase and case_name must outlive it (string literals or argv). */
+struct rssprobe_sample {
+    const char *case_name;
+    const char *phase;
+    long t_ms; /* CLOCK_MONOTONIC, milliseconds */
+    struct rssprobe_rss rss;
+    struct rssprobe_heap heap;
+    long floor_kb;       /* page floor of the live objects, -1 when not given */
+    size_t live_objects; /* objects the case keeps alive */
+    size_t live_bytes;   /* their requested sizes, summed */
+};
+
+/* Fills t_ms, rss and heap; floor_kb = -1 and live_* = 0 until the caller sets them. */
+int rssprobe_sample(struct rssprobe_sample *s, const char *case_name, const char *phase);
+
+/* Formats one JSON object, no newline, into buf. Returns its length, or -1 if it does not fit.
+ * Keys: rssprobe (format version 1), case, phase, t_ms, rss_kb, rss_source, anon_kb,
+ * anon_huge_kb, thp, heap{source, arena_bytes, mmap_bytes, in_use_bytes, free_bytes,
+ * releasable_bytes}, floor_kb, live_objects, live_bytes, pid. */
+int rssprobe_format_json(const struct rssprobe_sample *s, char *buf, size_t len);
+
+/* Formats and write()s one line (JSON + '\n') to fd, retrying on EINTR and short writes.
+ * Returns 0 or -1. */
+int rssprobe_emit(int fd, const struct rssprobe_sample *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,201 @@
+"""cases/NAME.case: what a case runs, in which cells, with which environment.
+
+    # <one line: what behaviour it pins and why>          (first line, mandatory)
+    program = seed_std_list
+    args = --count 10000
+    cells = native trim shim memcheck
+    timeout = 120
+    memcheck_args = --count 10000      (optional; default: args)
+    idle = 2                           (optional; shim cell settle seconds, default 2)
+    env = NAME=VALUE NAME2=VALUE       (optional; every cell)
+    env.CELL = NAME=VALUE              (optional; one cell)
+
+'#' starts a comment only at the start of a line; a '#' inside a value is refused, since it
+would otherwise be passed to the program as an argument."""
+
+import os
+import re
+import shlex
+from collections import OrderedDict
+
+from . import cells as cellmod
+from .errors import ConfigError
+from .lines import COMMENT, CONTENT, SECTION, parse_lines, read_text
+
+KEYS = ('program', 'args', 'cells', 'timeout', 'memcheck_args', 'idle', 'env')
+REQUIRED = ('program', 'cells')
+MAY_BE_EMPTY = ('args', 'memcheck_args', 'env')
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_IDLE = 2
+
+_KEY_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)?$')
+_ENV_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+
+
+class Case(object):
+    """A parsed case file."""
+
+    def __init__(self, name, path, where):
+        self.name = name
+        self.path = path
+        self.where = where
+        self.description = ''
+        self.program = None
+        self.args = []
+        self.memcheck_args = None
+        self.cells = []
+        self.timeout = DEFAULT_TIMEOUT
+        self.idle = DEFAULT_IDLE
+        self.env = OrderedDict()
+        self.cell_env = {}
+        self.lines = {}
+
+    def args_for(self, key):
+        if key == 'memcheck_args' and self.memcheck_args is not None:
+            return list(self.memcheck_args)
+        return list(self.args)
+
+    def env_for(self, cell):
+        env = OrderedDict(self.env)
+        env.update(self.cell_env.get(cell, {}))
+        return env
+
+
+def _number(where, lineno, key, value, integer=False):
+    try:
+        n = int(value) if integer else float(value)
+    except ValueError:
+        kind = 'a whole number' if integer else 'a number'
+        raise ConfigError(where, lineno, "bad number for '%s': %r (expected %s)" % (key, value, kind))
+    if n != n or n in (float('inf'), float('-inf')):
+        raise ConfigError(where, lineno, "bad number for '%s': %r" % (key, value))
+    return n
+
+
+def _split(where, lineno, key, value):
+    try:
+        return shlex.split(value)
+    except ValueError as e:
+        raise ConfigError(where, lineno, "bad quoting in '%s': %s" % (key, e))
+
+
+def _env(where, lineno, key, value):
+    env = OrderedDict()
+    for token in _split(where, lineno, key, value):
+        name, sep, val = token.partition('=')
+        if not sep or not _ENV_NAME_RE.match(name):
+            raise ConfigError(where, lineno, "bad entry %r in '%s' (expected NAME=VALUE)" % (token, key))
+        if name in env:
+            raise ConfigError(where, lineno, "variable '%s' set twice in '%s'" % (name, key))
+        env[name] = val
+    return env
+
+
+def parse_case_text(text, name, where, path=None, known_cells=None):
+    """Parses the text of a case file; raises ConfigError('cases/x.case:LINE: ...')."""
+    if known_cells is None:
+        known_cells = cellmod.CELLS
+    case = Case(name, path, where)
+    lines = parse_lines(text, where)
+    if not lines:
+        raise ConfigError(where, 1, "empty file; line 1 must be '# <what this case pins and why>'")
+    first = lines[0]
+    if first.kind != COMMENT or not first.text:
+        raise ConfigError(where, 1, "line 1 must be a comment saying what this case pins and why: "
+                          "'# <one line>'")
+    case.description = first.text
+    seen = {}
+    for line in lines:
+        n = line.lineno
+        if line.kind == SECTION:
+            raise ConfigError(where, n, "sections belong in expected files; a case file has only "
+                              "'key = value' lines")
+        if line.kind != CONTENT:
+            continue
+        key, sep, value = line.text.partition('=')
+        key = key.strip()
+        value = value.strip()
+        if not sep or not key:
+            raise ConfigError(where, n, "expected 'key = value', got %r" % line.text)
+        if not _KEY_RE.match(key):
+            raise ConfigError(where, n, 'bad key %r' % key)
+        base, dot, sub = key.partition('.')
+        if base not in KEYS or (dot and base != 'env'):
+            raise ConfigError(where, n, "unknown key '%s' (known: %s, env.CELL)" % (key, ', '.join(KEYS)))
+        if key in seen:
+            raise ConfigError(where, n, "duplicate key '%s' (first set on line %d)" % (key, seen[key]))
+        seen[key] = n
+        if '#' in value:
+            raise ConfigError(where, n, "'#' in the value of '%s': comments go on their own line "
+                              "(no trailing comments)" % key)
+        if not value and base not in MAY_BE_EMPTY:
+            raise ConfigError(where, n, "empty value for '%s'" % key)
+        if key == 'program':
+            if len(value.split()) != 1:
+                raise ConfigError(where, n, "'program' is one file name in <build>/cases, got %r" % value)
+            case.program = value
+        elif key == 'args':
+            case.args = _split(where, n, key, value)
+        elif key == 'memcheck_args':
+            case.memcheck_args = _split(where, n, key, value)
+        elif key == 'cells':
+            for cell in value.split():
+                if cell not in known_cells:
+                    raise ConfigError(where, n, "unknown cell '%s' (known: %s)" % (cell, ', '.join(known_cells)))
+                if cell in case.cells:
+                    raise ConfigError(where, n, "cell '%s' listed twice" % cell)
+                case.cells.append(cell)
+        elif key == 'timeout':
+            t = _number(where, n, key, value)
+            if t <= 0:
+                raise ConfigError(where, n, "'timeout' must be > 0 seconds, got %r" % value)
+            case.timeout = t
+        elif key == 'idle':
+            t = _number(where, n, key, value, integer=True)
+            if t < 0:
+                raise ConfigError(where, n, "'idle' must be >= 0 seconds, got %r" % value)
+            case.idle = t
+        elif key == 'env':
+            case.env = _env(where, n, key, value)
+        else:  # env.CELL
+            if sub not in known_cells:
+                raise ConfigError(where, n, "unknown cell '%s' in '%s' (known: %s)" % (sub, key, ', '.join(known_cells)))
+            case.cell_env[sub] = _env(where, n, key, value)
+    case.lines = seen
+    last = lines[-1].lineno
+    for key in REQUIRED:
+        if key not in seen:
+            raise ConfigError(where, last, "missing required key '%s'" % key)
+    for cell in case.cells:
+        for ref in known_cells[cell].refs:
+            if ref not in case.cells:
+                raise ConfigError(where, seen['cells'], "cell '%s' needs cell '%s' (its reference) in 'cells'"
+                                  % (cell, ref))
+    return case
+
+
+def display_path(path, repo):
+    """cases/x.case when path is inside the repo, else the path as given."""
+    try:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(repo))
+    except ValueError:
+        return path
+    if rel.startswith(os.pardir):
+        return path
+    return rel
+
+
+def case_names(cases_dir):
+    """Case names (file stems of *.case), sorted."""
+    names = []
+    for entry in os.listdir(cases_dir):
+        if entry.endswith('.case') and not entry.startswith('.'):
+            names.append(entry[:-len('.case')])
+    return sorted(names)
+
+
+def load_case(cases_dir, name, repo, known_cells=None):
+    path = os.path.join(cases_dir, name + '.case')
+    where = display_path(path, repo)
+    text = read_text(path, where)
+    return parse_case_text(text, name, where, path, known_cells)

@@ -1,0 +1,50 @@
+"""Is a program a static binary? LD_PRELOAD needs the dynamic loader, named by PT_INTERP."""
+
+import struct
+
+PT_INTERP = 3
+
+
+def has_interp(path):
+    """True: an ELF file with a PT_INTERP program header (dynamically linked);
+    False: an ELF file without one (static, including static-pie: no loader runs, so nothing
+    can be preloaded); None: not an ELF file (a script, unreadable, truncated)."""
+    try:
+        with open(path, 'rb') as f:
+            ident = f.read(16)
+            if len(ident) < 16 or ident[:4] != b'\x7fELF':
+                return None
+            cls, data = ident[4], ident[5]
+            if cls not in (1, 2) or data not in (1, 2):
+                return None
+            end = '<' if data == 1 else '>'
+            if cls == 2:
+                hdr = f.read(48)
+                if len(hdr) < 48:
+                    return None
+                # e_type e_machine e_version e_entry e_phoff e_shoff e_flags e_ehsize e_phentsize e_phnum
+                fields = struct.unpack(end + 'HHIQQQIHHH', hdr[:42])
+                phoff, phentsize, phnum = fields[4], fields[8], fields[9]
+                min_ent = 56
+            else:
+                hdr = f.read(36)
+                if len(hdr) < 36:
+                    return None
+                fields = struct.unpack(end + 'HHIIIIIHHH', hdr[:30])
+                phoff, phentsize, phnum = fields[4], fields[8], fields[9]
+                min_ent = 32
+            if phnum == 0 or phoff == 0:
+                return False
+            if phentsize < min_ent:
+                return None
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+            if len(table) < phentsize * phnum:
+                return None
+            for i in range(phnum):
+                (p_type,) = struct.unpack_from(end + 'I', table, i * phentsize)
+                if p_type == PT_INTERP:
+                    return True
+            return False
+    except (IOError, OSError, struct.error):
+        return None

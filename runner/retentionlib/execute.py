@@ -1,0 +1,145 @@
+"""Running one case program: scrubbed environment, its own process group, a hard timeout, and
+the JSON phase lines it prints."""
+
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections import OrderedDict
+
+# Variables that change what malloc does (or what runs) and must never leak in from the caller.
+SCRUB_PREFIXES = ('MALLOC_', 'TRIMSHIM_', 'VALGRIND_')
+SCRUB_NAMES = ('GLIBC_TUNABLES', 'LD_PRELOAD', 'LD_AUDIT')
+# VALGRIND_LIB only says where valgrind's own tools live (a valgrind outside /usr needs it).
+SCRUB_KEEP = ('VALGRIND_LIB',)
+_VALGRIND_LINE = re.compile(r'^==\d+==')
+
+
+def scrubbed_env(environ=None):
+    environ = os.environ if environ is None else environ
+    out = OrderedDict()
+    for k in sorted(environ):
+        if k in SCRUB_KEEP:
+            out[k] = environ[k]
+        elif k in SCRUB_NAMES or k.startswith(SCRUB_PREFIXES):
+            continue
+        else:
+            out[k] = environ[k]
+    return out
+
+
+def scrubbed_names(environ=None):
+    environ = os.environ if environ is None else environ
+    return sorted(k for k in environ if k not in scrubbed_env(environ))
+
+
+class ProcResult(object):
+    def __init__(self):
+        self.returncode = None
+        self.stdout = ''
+        self.stderr = ''
+        self.timed_out = False
+        self.duration = 0.0
+        self.start_error = None
+
+
+def _killpg(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError as e:
+        if e.errno not in (errno.ESRCH, errno.EPERM):
+            raise
+
+
+def _read(path):
+    try:
+        with open(path, 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+    except (IOError, OSError):
+        return ''
+
+
+def run_process(argv, env, timeout, tmpdir):
+    """Runs argv in a new session (its own process group) with cwd=tmpdir, output to files in
+    tmpdir (so a straggling grandchild holding a pipe cannot block us). At the timeout the whole
+    group is killed; after a normal exit any leftover member of the group is killed too."""
+    res = ProcResult()
+    out_path = os.path.join(tmpdir, 'stdout')
+    err_path = os.path.join(tmpdir, 'stderr')
+    start = time.monotonic()
+    with open(out_path, 'wb') as out, open(err_path, 'wb') as err:
+        try:
+            proc = subprocess.Popen(argv, env=dict(env), cwd=tmpdir, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=err, close_fds=True, start_new_session=True)
+        except OSError as e:
+            res.start_error = '%s: %s' % (argv[0], e.strerror or e)
+            res.duration = time.monotonic() - start
+            return res
+        try:
+            try:
+                res.returncode = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                res.timed_out = True
+                _killpg(proc.pid)
+                res.returncode = proc.wait()
+        finally:
+            # Also on KeyboardInterrupt: never leave a case (or its children) running.
+            _killpg(proc.pid)
+            if proc.returncode is None:
+                proc.wait()
+    res.duration = time.monotonic() - start
+    res.stdout = _read(out_path)
+    res.stderr = _read(err_path)
+    return res
+
+
+def parse_phases(stdout):
+    """Phase lines: JSON objects with a "phase" key. Non-JSON lines and other JSON (e.g. the
+    {"hold": ...} line) are ignored. 'idle' samples go to samples; a phase reported twice is a
+    problem. Returns (phases, samples, problems)."""
+    phases = OrderedDict()
+    samples = []
+    problems = []
+    for line in stdout.splitlines():
+        line = line.strip()
+        if not line.startswith('{'):
+            continue
+        try:
+            obj = json.loads(line, object_pairs_hook=OrderedDict)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict) or 'phase' not in obj:
+            continue
+        name = obj['phase']
+        if not isinstance(name, str):
+            continue
+        if name == 'idle':
+            samples.append(obj)
+            continue
+        if name in phases:
+            problems.append("phase '%s' reported twice" % name)
+            continue
+        phases[name] = obj
+    return phases, samples, problems
+
+
+def last_stderr_line(stderr):
+    """The last meaningful stderr line (valgrind's '==PID==' lines are skipped)."""
+    for line in reversed(stderr.splitlines()):
+        s = line.strip()
+        if not s:
+            continue
+        if _VALGRIND_LINE.match(s):
+            continue
+        return s
+    return ''
+
+
+def signal_name(num):
+    try:
+        return signal.Signals(num).name
+    except (ValueError, AttributeError):
+        return 'signal %d' % num

@@ -1,0 +1,170 @@
+"""Metrics computed from the phases a case reports (and memcheck's figures), and checks of
+metrics against bounds.
+
+  retained        (after_free.rss - baseline.rss) / (peak.rss - baseline.rss)
+  floor_ratio     after_trim.rss / (baseline.rss + after_trim.floor_kb)
+  shim_over_trim  shim cell after_idle.rss / trim cell after_trim.rss (same run)
+  memcheck        definitely/indirectly/possibly_lost_{bytes,blocks}, still_reachable_{bytes,blocks},
+                  errors (non-leak errors)"""
+
+import numbers
+from collections import OrderedDict
+
+from .expfile import OPS
+
+
+class NotComputable(Exception):
+    pass
+
+
+def _is_num(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def phase(result, name):
+    p = result.get('phases', {}).get(name)
+    if p is None:
+        raise NotComputable("no '%s' phase reported" % name)
+    return p
+
+
+def rss_kb(result, name):
+    v = phase(result, name).get('rss_kb')
+    if not _is_num(v) or v < 0:
+        raise NotComputable("phase '%s' reports no rss_kb (got %r)" % (name, v))
+    return v
+
+
+def _retained(result, refs):
+    b = rss_kb(result, 'baseline')
+    p = rss_kb(result, 'peak')
+    f = rss_kb(result, 'after_free')
+    if p <= b:
+        raise NotComputable('peak RSS (%d kB) is not above baseline RSS (%d kB): the case allocated '
+                            'nothing measurable' % (p, b))
+    return float(f - b) / float(p - b)
+
+
+def _floor_ratio(result, refs):
+    b = rss_kb(result, 'baseline')
+    t = rss_kb(result, 'after_trim')
+    floor = phase(result, 'after_trim').get('floor_kb')
+    if not _is_num(floor) or floor < 0:
+        raise NotComputable("phase 'after_trim' reports no floor_kb (got %r)" % (floor,))
+    if b + floor <= 0:
+        raise NotComputable('baseline + floor is 0 kB')
+    return float(t) / float(b + floor)
+
+
+def reference(refs, name):
+    ref = refs.get(name)
+    if ref is None:
+        raise NotComputable("reference cell '%s' did not run" % name)
+    if ref.get('status') == 'skip':
+        raise NotComputable("reference cell '%s' was skipped: %s" % (name, ref.get('reason')))
+    if not ref.get('run_ok'):
+        raise NotComputable("reference cell '%s' failed: %s" % (name, ref.get('reason')))
+    return ref
+
+
+def _shim_over_trim(result, refs):
+    mine = rss_kb(result, 'after_idle')
+    ref = reference(refs, 'trim')
+    try:
+        theirs = rss_kb(ref, 'after_trim')
+    except NotComputable as e:
+        raise NotComputable("reference cell 'trim': %s" % e)
+    if theirs <= 0:
+        raise NotComputable("reference cell 'trim' reports after_trim rss_kb %r" % theirs)
+    return float(mine) / float(theirs)
+
+
+def _memcheck(key):
+    def compute(result, refs):
+        mc = result.get('memcheck')
+        if not mc:
+            raise NotComputable('no memcheck figures (valgrind XML not read)')
+        if key not in mc:
+            raise NotComputable("valgrind's figures have no '%s'" % key)
+        return mc[key]
+    return compute
+
+
+class Metric(object):
+    def __init__(self, name, kind, label, compute):
+        self.name = name
+        self.kind = kind      # fraction | ratio | bytes | count
+        self.label = label
+        self.compute = compute
+
+
+METRICS = OrderedDict((m.name, m) for m in [
+    Metric('retained', 'fraction', 'retained', _retained),
+    Metric('floor_ratio', 'ratio', 'floor', _floor_ratio),
+    Metric('shim_over_trim', 'ratio', 'shim/trim', _shim_over_trim),
+] + [
+    Metric(k, 'bytes' if k.endswith('_bytes') else 'count', k.replace('_', ' '), _memcheck(k))
+    for k in ('definitely_lost_bytes', 'indirectly_lost_bytes', 'possibly_lost_bytes',
+              'still_reachable_bytes', 'still_reachable_blocks', 'definitely_lost_blocks',
+              'indirectly_lost_blocks', 'possibly_lost_blocks', 'errors')
+])
+
+FIGURE_PHASE = 'after_free'
+
+
+def compute_all(cell, result, refs):
+    """Every metric the cell computes: (values, errors), both OrderedDicts keyed by metric."""
+    values = OrderedDict()
+    errors = OrderedDict()
+    for name in cell.metrics:
+        try:
+            values[name] = METRICS[name].compute(result, refs)
+        except NotComputable as e:
+            values[name] = None
+            errors[name] = str(e)
+    return values, errors
+
+
+def figure(result, name):
+    """A figure the case reported (live_objects, live_bytes, floor_kb), from after_free."""
+    p = phase(result, FIGURE_PHASE)
+    v = p.get(name)
+    if not _is_num(v) or v < 0:
+        raise NotComputable("figure '%s' not reported in phase '%s' (got %r)" % (name, FIGURE_PHASE, v))
+    return v
+
+
+def resolve_bound(bound, result):
+    if bound.figure is None:
+        return bound.number
+    v = figure(result, bound.figure) * bound.factor
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return v
+
+
+def check(bound, cell, result, values, errors):
+    c = OrderedDict()
+    c['metric'] = bound.metric
+    c['op'] = bound.op
+    c['bound'] = None
+    c['bound_expr'] = bound.expr
+    c['value'] = values.get(bound.metric)
+    c['ok'] = False
+    c['why'] = bound.why
+    c['where'] = bound.location
+    c['section'] = bound.section.label()
+    if bound.metric not in cell.metrics:
+        c['error'] = "metric '%s' is not computed in cell '%s' (it computes: %s)" % (
+            bound.metric, cell.name, ', '.join(cell.metrics))
+        return c
+    if bound.metric in errors:
+        c['error'] = '%s: %s' % (bound.metric, errors[bound.metric])
+        return c
+    try:
+        c['bound'] = resolve_bound(bound, result)
+    except NotComputable as e:
+        c['error'] = 'bound %s: %s' % (bound.text(), e)
+        return c
+    c['ok'] = bool(OPS[bound.op](c['value'], c['bound']))
+    return c

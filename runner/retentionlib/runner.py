@@ -1,0 +1,241 @@
+"""Runs case x cell and judges each result against the bounds of expected/NAME.exp."""
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import OrderedDict
+
+from . import cells as cellmod
+from . import execute, metrics, report
+from .casefile import display_path, load_case
+from .errors import ConfigError
+from .expfile import load_expected, select_bounds, unmatched_sections
+from .memcheck import MemcheckError
+
+
+class Context(object):
+    def __init__(self, repo, build_dir, cases_dir, expected_dir, platform, valgrind=None,
+                 search_path=None, verbose=False, environ=None, log=None, cells=None, extra_env=None):
+        self.repo = repo
+        self.build_dir = build_dir
+        self.cases_dir = cases_dir
+        self.expected_dir = expected_dir
+        self.platform = platform
+        self.valgrind = valgrind
+        self.environ = os.environ if environ is None else environ
+        self.search_path = self.environ.get('PATH', os.defpath) if search_path is None else search_path
+        self.verbose = verbose
+        self.cells = cellmod.CELLS if cells is None else cells
+        # run --env NAME=VALUE: set explicitly for every cell, after the case's own env (for
+        # showing that a bound fails when the behaviour is broken, e.g. MALLOC_MMAP_THRESHOLD_).
+        self.extra_env = OrderedDict(extra_env or ())
+        self._log = log
+
+    def log(self, msg):
+        if self.verbose:
+            out = self._log or sys.stderr
+            out.write(msg + '\n')
+            out.flush()
+
+    def show(self, path):
+        return display_path(path, self.repo)
+
+
+def new_result(case, cell):
+    r = OrderedDict()
+    r['case'] = case
+    r['cell'] = cell
+    r['status'] = 'fail'
+    r['reason'] = ''
+    r['duration_s'] = 0.0
+    r['reference'] = False
+    r['command'] = None
+    r['env'] = OrderedDict()
+    r['exit_status'] = None
+    r['signal'] = None
+    r['timed_out'] = False
+    r['run_ok'] = False
+    r['phases'] = OrderedDict()
+    r['samples'] = []
+    r['metrics'] = OrderedDict()
+    r['metric_errors'] = OrderedDict()
+    r['checks'] = []
+    r['memcheck'] = None
+    r['bounds_from'] = []
+    r['stderr_tail'] = ''
+    return r
+
+
+def cells_to_run(case, wanted, table, skipped=()):
+    """The wanted cells plus the cells they need as references (only for wanted cells that are
+    not skipped anyway), refs first, else in the case's order. Returns [(cell, is_reference)]."""
+    needed = set(wanted)
+
+    def need_refs(c):
+        for ref in table[c].refs:
+            if ref not in needed:
+                needed.add(ref)
+                need_refs(ref)
+    for c in wanted:
+        if c not in skipped:
+            need_refs(c)
+    order = []
+
+    def add(c):
+        for ref in table[c].refs:
+            if ref in needed:
+                add(ref)
+        if c not in order:
+            order.append(c)
+    for c in case.cells:
+        if c in needed:
+            add(c)
+    for c in sorted(needed - set(order)):
+        add(c)
+    return [(c, c not in wanted) for c in order]
+
+
+def run_case(ctx, name, cell_filter=None):
+    """All selected cells of one case. A malformed case file is one FAIL result (cell '-')."""
+    try:
+        case = load_case(ctx.cases_dir, name, ctx.repo, ctx.cells)
+    except ConfigError as e:
+        r = new_result(name, '-')
+        r['reason'] = str(e)
+        return [r]
+    wanted = [c for c in case.cells if not cell_filter or c in cell_filter]
+    if not wanted:
+        return []
+    exp, exp_error, exp_where = None, None, ctx.show(os.path.join(ctx.expected_dir, name + '.exp'))
+    try:
+        exp = load_expected(ctx.expected_dir, name, ctx.repo, ctx.cells)
+    except ConfigError as e:
+        exp_error = str(e)
+    program = os.path.join(ctx.build_dir, 'cases', case.program)
+    skipped = set()
+    if os.path.isfile(program):
+        skipped = set(c for c in wanted if ctx.cells[c].preflight(ctx, program))
+    done = OrderedDict()
+    for cell_name, is_ref in cells_to_run(case, wanted, ctx.cells, skipped):
+        r = run_cell(ctx, case, ctx.cells[cell_name], exp, exp_error, exp_where, done)
+        r['reference'] = is_ref
+        done[cell_name] = r
+    return list(done.values())
+
+
+def _finish(r, t0, status, reason):
+    r['status'] = status
+    r['reason'] = reason
+    r['duration_s'] = round(time.monotonic() - t0, 3)
+    return r
+
+
+def run_cell(ctx, case, cell, exp, exp_error, exp_where, refs):
+    t0 = time.monotonic()
+    r = new_result(case.name, cell.name)
+    if exp_error:
+        # A malformed expected file: nothing could be judged, so nothing is run.
+        return _finish(r, t0, 'fail', exp_error)
+    program = os.path.join(ctx.build_dir, 'cases', case.program)
+    if not os.path.isfile(program):
+        return _finish(r, t0, 'fail', 'not built: %s; run cmake --build %s' % (program, ctx.build_dir))
+    if not os.access(program, os.X_OK):
+        return _finish(r, t0, 'fail', 'not executable: %s' % program)
+    tmpdir = tempfile.mkdtemp(prefix='retention-%s-%s-' % (case.name, cell.name))
+    try:
+        prep = cell.prepare(ctx, case, program, tmpdir)
+        if prep.skip:
+            ctx.log('[%s %s] skipped: %s' % (case.name, cell.name, prep.skip))
+            return _finish(r, t0, 'skip', prep.skip)
+        env = execute.scrubbed_env(ctx.environ)
+        added = OrderedDict(prep.env)
+        added.update(case.env_for(cell.name))
+        added.update(ctx.extra_env)
+        env.update(added)
+        r['command'] = prep.argv
+        r['env'] = added
+        ctx.log('[%s %s] $ %s%s' % (case.name, cell.name,
+                                    ''.join('%s=%s ' % kv for kv in added.items()), ' '.join(prep.argv)))
+        dropped = execute.scrubbed_names(ctx.environ)
+        if dropped:
+            ctx.log('[%s %s]   scrubbed from the environment: %s' % (case.name, cell.name, ' '.join(dropped)))
+        proc = execute.run_process(prep.argv, env, case.timeout, tmpdir)
+        r['exit_status'] = proc.returncode
+        r['timed_out'] = proc.timed_out
+        r['stderr_tail'] = '\n'.join(proc.stderr.splitlines()[-20:])
+        phases, samples, problems = execute.parse_phases(proc.stdout)
+        r['phases'] = phases
+        r['samples'] = samples
+        run_error = None
+        if proc.start_error:
+            run_error = 'cannot start: %s' % proc.start_error
+        elif proc.timed_out:
+            run_error = 'timed out after %g s, killed' % case.timeout
+        elif proc.returncode < 0:
+            r['signal'] = execute.signal_name(-proc.returncode)
+            run_error = 'killed by signal %s' % r['signal']
+        elif proc.returncode > 0:
+            run_error = 'exited with status %d' % proc.returncode
+            last = execute.last_stderr_line(proc.stderr)
+            if last:
+                run_error += ': %s' % last
+        elif problems:
+            run_error = problems[0]
+        else:
+            missing = [p for p in cell.phases if p not in phases]
+            if missing and not phases:
+                run_error = "no '%s' phase reported (no JSON phase line on stdout at all)" % missing[0]
+            elif missing:
+                run_error = "no '%s' phase reported" % missing[0]
+        if cell.post is not None and not proc.timed_out and not proc.start_error:
+            try:
+                cell.post(ctx, tmpdir, r)
+            except MemcheckError as e:
+                if run_error is None:
+                    run_error = str(e)
+        r['run_ok'] = run_error is None
+        ctx.log('[%s %s]   %s in %.2f s; phases: %s' % (
+            case.name, cell.name,
+            'exit %s' % proc.returncode if not proc.timed_out else 'timed out',
+            proc.duration, ', '.join('%s %s' % (k, report.human_kb(v.get('rss_kb'))) for k, v in phases.items())
+            or 'none'))
+        values, errors = metrics.compute_all(cell, r, refs)
+        r['metrics'] = values
+        r['metric_errors'] = errors
+        if run_error is not None:
+            return _finish(r, t0, 'fail', run_error)
+        # The bounds for this cell on this platform.
+        if exp is None:
+            return _finish(r, t0, 'fail', "no bounds for cell '%s': no expected file %s" % (cell.name, exp_where))
+        try:
+            bounds, applied = select_bounds(exp, cell.name, ctx.platform, cell.allocator)
+        except ConfigError as e:
+            return _finish(r, t0, 'fail', str(e))
+        r['bounds_from'] = ['%s:%d %s' % (exp.where, s.lineno, s.label()) for s in applied]
+        if not bounds:
+            why = "no bounds for cell '%s' in %s" % (cell.name, exp.where)
+            other = unmatched_sections(exp, cell.name, ctx.platform, cell.allocator)
+            if other:
+                why += ' (%s on line %s %s not match this platform)' % (
+                    ', '.join(s.label() for s in other), ', '.join(str(s.lineno) for s in other),
+                    'does' if len(other) == 1 else 'do')
+            return _finish(r, t0, 'fail', why)
+        checks = [metrics.check(b, cell, r, values, errors) for b in bounds]
+        r['checks'] = checks
+        failed = [c for c in checks if not c['ok']]
+        if failed:
+            return _finish(r, t0, 'fail', '; '.join('%s [%s]' % (report.describe_check(c), c['where'])
+                                                     for c in failed))
+        return _finish(r, t0, 'pass', '')
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def summary(results):
+    s = OrderedDict()
+    s['passed'] = sum(1 for r in results if r['status'] == 'pass')
+    s['failed'] = sum(1 for r in results if r['status'] == 'fail')
+    s['skipped'] = sum(1 for r in results if r['status'] == 'skip')
+    return s

@@ -1,0 +1,70 @@
+/* libtrimshim: give freed heap memory back to the system (glibc malloc_trim) when a program goes
+ * quiet, at a bounded cost while it is busy.
+ *
+ * Two ways to use it:
+ *  - LD_PRELOAD=/path/to/libtrimshim.so program ...   (no code change; configure with TRIMSHIM_*)
+ *  - link it (-ltrimshim) and optionally use this API. Linking starts the background trimmer just
+ *    as preloading does (TRIMSHIM_POLICY=off to prevent that); trimshim_stop() stops it.
+ *
+ * All functions are thread-safe. None may be called from a signal handler. */
+#ifndef TRIMSHIM_H
+#define TRIMSHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TRIMSHIM_API_VERSION 1
+
+enum trimshim_state {
+    TRIMSHIM_RUNNING = 0,   /* the background trimmer runs */
+    TRIMSHIM_STOPPED = 1,   /* no background trimmer: trimshim_stop() was called */
+    TRIMSHIM_OFF = 2,       /* no background trimmer: TRIMSHIM_POLICY=off */
+    TRIMSHIM_NOT_GLIBC = 3, /* standing down: the program's malloc is not glibc's */
+    TRIMSHIM_VALGRIND = 4,  /* standing down: running under valgrind */
+    TRIMSHIM_FAILED = 5,    /* the background thread could not be created */
+};
+
+struct trimshim_stats {
+    uint64_t trims;               /* trims done: background + trimshim_trim_now */
+    uint64_t background_trims;    /* of which by the background trimmer */
+    uint64_t bytes_returned;      /* sum of the RSS drop across each malloc_trim call */
+    uint64_t trim_ns;             /* wall time spent inside malloc_trim, total */
+    uint64_t max_trim_ns;         /* the longest single trim */
+    uint64_t last_trim_ns;        /* the last trim's duration */
+    uint64_t last_bytes_returned; /* the last trim's RSS drop */
+    uint64_t futile_trims;        /* background trims judged futile (little back, or taken back) */
+    uint64_t wakeups;             /* background observations */
+    uint64_t freed_bytes;         /* bytes freed through free() since the shim started (glibc) */
+    uint64_t freed_big_bytes;     /* of which in chunks of at least a page */
+    int state;                    /* enum trimshim_state */
+    int policy;                   /* 0 adaptive, 1 interval, 2 off */
+};
+
+/* Starts the background trimmer (no-op if it runs). Returns TRIMSHIM_RUNNING (0) or the reason
+ * it does not run (TRIMSHIM_OFF, TRIMSHIM_NOT_GLIBC, TRIMSHIM_VALGRIND, TRIMSHIM_FAILED). */
+int trimshim_start(void);
+
+/* Stops the background trimmer and joins it; returns once it is gone (if it is inside a trim,
+ * after that trim). Statistics are kept. */
+void trimshim_stop(void);
+
+/* malloc_trim(pad) now, in the calling thread. Returns the bytes returned, measured as the drop
+ * of the resident set across the call (0 if it did not drop). Counted in the statistics. The
+ * background trimmer takes it into account (it will not trim again for memory freed before). */
+uint64_t trimshim_trim_now(size_t pad);
+
+/* Fills *out (a snapshot; counters are monotonic within a process; a forked child starts at 0). */
+void trimshim_get_stats(struct trimshim_stats *out);
+
+/* "running", "stopped", "off", "not-glibc", "valgrind", "failed". */
+const char *trimshim_state_name(int state);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
