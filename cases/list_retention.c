@@ -1,10 +1,11 @@
-/* Pins the seed's retention in plain C: freed 64 KiB blocks, each followed by a small live list node, stay resident because no free chunk reaches the top of the heap; malloc_trim(0) returns them. */
+/* Pins the seed's retention in plain C: freed blocks, each followed by a small live list node, stay resident because no free chunk reaches the top of the heap; malloc_trim(0) returns them. */
+/* One binary, several cases: --size moves the blocks across the mmap threshold
+ * (mmap_threshold_control) and --first-free frees one large block first, which raises glibc's
+ * dynamic mmap threshold (dynamic_mmap_threshold). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "scenario.h"
-
-#define BLOCK_SIZE (64 * 1024)
 
 struct node {
     struct node *next;
@@ -17,17 +18,32 @@ static struct node *head;
 
 int main(int argc, char **argv)
 {
+    long count = 10000, size = 64 * 1024, first_free = 0;
+    const struct scenario_option options[] = {
+        {"--count", &count, 1, 100000000L},
+        {"--size", &size, 1, 1L << 30},
+        {"--first-free", &first_free, 0, 1L << 30},
+        {0},
+    };
     struct scenario s;
 
-    scenario_init(&s, "list_retention", 10000, argc, argv);
+    scenario_init(&s, "list_retention", options, argc, argv);
+    if (first_free) {
+        /* Touched so it is a real mapping; freeing an mmapped chunk raises the threshold. */
+        char *big = malloc((size_t)first_free);
+        if (!big)
+            return 1;
+        memset(big, 'b', (size_t)first_free);
+        free(big);
+    }
     scenario_phase(&s, "baseline");
 
-    for (long i = 0; i < s.count; i++) {
-        char *block = malloc(BLOCK_SIZE);
+    for (long i = 0; i < count; i++) {
+        char *block = malloc((size_t)size);
         struct node *n = malloc(sizeof *n);
         if (!block || !n)
             return 1;
-        memset(block, 'a', BLOCK_SIZE);
+        memset(block, 'a', (size_t)size);
         n->block = block;
         n->next = head;
         head = n;

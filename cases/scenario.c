@@ -16,6 +16,8 @@ static const char *const phases[] = {"baseline", "peak", "after_free", "after_tr
 /* How often the idle phase samples RSS: fine enough to see a trimmer act within its settle time. */
 #define IDLE_SAMPLE_MS 100
 
+static const struct scenario_option *case_options;
+
 static void usage_error(const char *name, const char *what, const char *value)
 {
     /* Before any allocation the case measures, so stdio's buffer may land in the heap harmlessly;
@@ -24,8 +26,10 @@ static void usage_error(const char *name, const char *what, const char *value)
         fprintf(stderr, "%s: %s '%s'\n", name, what, value);
     else
         fprintf(stderr, "%s: %s\n", name, what);
-    fprintf(stderr, "usage: %s [--count N] [--trim] [--idle SECONDS] [--hold PHASE] [--report-fd FD]\n",
-            name);
+    fprintf(stderr, "usage: %s", name);
+    for (const struct scenario_option *o = case_options; o && o->flag; o++)
+        fprintf(stderr, " [%s N]", o->flag);
+    fprintf(stderr, " [--trim] [--idle SECONDS] [--hold PHASE] [--report-fd FD]\n");
     exit(2);
 }
 
@@ -46,17 +50,28 @@ static long parse_long(const char *name, const char *flag, const char *value, lo
     return v;
 }
 
-void scenario_init(struct scenario *s, const char *name, long default_count, int argc, char **argv)
+static const struct scenario_option *find_option(const struct scenario_option *options,
+                                                 const char *flag)
+{
+    for (const struct scenario_option *o = options; o && o->flag; o++)
+        if (!strcmp(o->flag, flag))
+            return o;
+    return NULL;
+}
+
+void scenario_init(struct scenario *s, const char *name, const struct scenario_option *options,
+                   int argc, char **argv)
 {
     memset(s, 0, sizeof *s);
     s->name = name;
-    s->count = default_count;
     s->report_fd = STDOUT_FILENO;
+    case_options = options;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--count")) {
-            s->count = parse_long(name, a, v, 1, 100000000L);
+        const struct scenario_option *o = find_option(options, a);
+        if (o) {
+            *o->value = parse_long(name, a, v, o->min, o->max);
             i++;
         } else if (!strcmp(a, "--trim")) {
             s->trim = 1;

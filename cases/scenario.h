@@ -12,9 +12,15 @@
 extern "C" {
 #endif
 
+/* A numeric option of one case (--count, --size, ...), declared by the case with its default. */
+struct scenario_option {
+    const char *flag; /* "--count" */
+    long *value;      /* holds the default; receives the parsed value */
+    long min, max;
+};
+
 struct scenario {
     const char *name;
-    long count;          /* --count: how many blocks the case allocates */
     int trim;            /* --trim: call malloc_trim(0) after the free */
     long idle_ms;        /* --idle SECONDS: stay quiet after the free, sampling RSS */
     const char *hold;    /* --hold PHASE: stop after PHASE until SIGUSR1 */
@@ -22,9 +28,11 @@ struct scenario {
     struct rssprobe_floor live; /* the objects the case keeps alive after the free */
 };
 
-/* Parses argv; on a bad flag or value prints one line naming it and exits with status 2.
- * Call it before the case allocates anything. */
-void scenario_init(struct scenario *s, const char *name, long default_count, int argc, char **argv);
+/* Parses argv: the case's own options (an array ended by a zeroed entry) and the harness's
+ * (--trim, --idle, --hold, --report-fd). On a bad flag or value prints one line naming it and
+ * exits with status 2. Call it before the case allocates anything. */
+void scenario_init(struct scenario *s, const char *name, const struct scenario_option *options,
+                   int argc, char **argv);
 
 /* Measures and reports one phase (and holds there if asked). */
 void scenario_phase(struct scenario *s, const char *phase);

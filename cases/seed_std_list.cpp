@@ -9,13 +9,18 @@
 
 int main(int argc, char **argv)
 {
+    long count = 10000;
+    const struct scenario_option options[] = {
+        {"--count", &count, 1, 100000000L},
+        {nullptr, nullptr, 0, 0},
+    };
     struct scenario s;
-    scenario_init(&s, "seed_std_list", 10000, argc, argv);
+    scenario_init(&s, "seed_std_list", options, argc, argv);
 
     std::list<char *> free_list;
     scenario_phase(&s, "baseline");
 
-    for (long i = 0; i < s.count; i++) {
+    for (long i = 0; i < count; i++) {
         char *m = new char[1024 * 64];
         memset(m, 'a', 1024 * 64);
         free_list.push_back(m);

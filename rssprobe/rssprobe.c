@@ -328,12 +328,18 @@ static void heapsort_uintptr(uintptr_t *a, size_t n)
 
 static size_t sort_unique(uintptr_t *a, size_t n)
 {
-    size_t out = 0;
+    size_t out = 0, i = 1;
+
+    /* Already sorted and unique (asked again, e.g. once per idle sample): O(n), not a sort. */
+    while (i < n && a[i - 1] < a[i])
+        i++;
+    if (i >= n)
+        return n;
 
     heapsort_uintptr(a, n);
-    for (size_t i = 0; i < n; i++) {
-        if (out == 0 || a[out - 1] != a[i])
-            a[out++] = a[i];
+    for (size_t j = 0; j < n; j++) {
+        if (out == 0 || a[out - 1] != a[j])
+            a[out++] = a[j];
     }
     return out;
 }

@@ -133,9 +133,9 @@ def _idle_args(case):
 
 CELLS = OrderedDict((c.name, c) for c in [
     Cell('native', 'the case as written: what glibc keeps after free',
-         phases=BASE_PHASES, metrics=('retained',)),
+         phases=BASE_PHASES, metrics=('retained', 'free_over_floor')),
     Cell('trim', 'an explicit malloc_trim(0) after the free: what can be given back',
-         phases=BASE_PHASES + ('after_trim',), metrics=('retained', 'floor_ratio'),
+         phases=BASE_PHASES + ('after_trim',), metrics=('retained', 'floor_ratio', 'trim_retained'),
          extra_args=['--trim']),
     Cell('shim', 'libtrimshim.so preloaded, idling after the free: the shim gives it back on its own',
          phases=BASE_PHASES + ('after_idle',), metrics=('retained', 'shim_over_trim'),

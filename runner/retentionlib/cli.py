@@ -48,7 +48,9 @@ def make_parser():
                         'caller\'s own MALLOC_*, GLIBC_TUNABLES, LD_PRELOAD... are never inherited')
     p.add_argument('--skip-exit-code', type=int, metavar='N',
                    help='exit N when every requested cell was skipped (for ctest SKIP_RETURN_CODE)')
-    p.add_argument('--verbose', '-v', action='store_true', help='commands, environment, figures and bounds on stderr')
+    p.add_argument('--verbose', '-v', action='store_true',
+                   help='commands, environment and figures on stderr; every bound, its file:line and its '
+                        'why under its row')
 
     p = sub.add_parser('list', help='list the cases, their cells and what each pins')
     _add_dirs(p)

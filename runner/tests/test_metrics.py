@@ -77,6 +77,18 @@ class Compute(unittest.TestCase):
         v = metrics.METRICS['shim_over_trim'].compute(result(), {'trim': trim})
         self.assertAlmostEqual(v, 44000 / 40000.0)
 
+    def test_shim_over_trim_discounts_the_shims_own_footprint(self):
+        # The shim cell starts 150 kB higher (the preloaded library and its thread); only what the
+        # heap keeps beyond that counts: (1850 - 150) / 1700 = 1.0, not 1850 / 1700 = 1.09.
+        trim = result(phases(baseline=1400, peak=650000, after_free=1700, after_trim=1700))
+        shim = result(phases(baseline=1550, peak=650150, after_free=1850, after_idle=1850))
+        v = metrics.METRICS['shim_over_trim'].compute(shim, {'trim': trim})
+        self.assertAlmostEqual(v, 1.0)
+        # ...but heap memory the shim failed to return still counts in full.
+        lazy = result(phases(baseline=1550, peak=650150, after_free=1850, after_idle=2400))
+        v = metrics.METRICS['shim_over_trim'].compute(lazy, {'trim': trim})
+        self.assertAlmostEqual(v, (2400 - 150) / 1700.0)
+
     def test_shim_over_trim_reference_problems(self):
         m = metrics.METRICS['shim_over_trim']
         with self.assertRaises(metrics.NotComputable) as cm:
