@@ -10,6 +10,7 @@ Adding a cell (issue 4's jemalloc, tcmalloc, ...) is one more Cell(...) in CELLS
 preload function that finds the library or says why it is skipped."""
 
 import os
+import platform
 import shutil
 from collections import OrderedDict
 
@@ -131,6 +132,54 @@ def _idle_args(case):
     return ['--idle', '%d' % case.idle]
 
 
+# The distros' allocator libraries by soname, for LD_PRELOAD. Debian and Ubuntu put them in the
+# multiarch directory, the EL family in /usr/lib64. RETENTION_PRELOAD_<NAME> (e.g.
+# RETENTION_PRELOAD_JEMALLOC=/opt/jemalloc/lib/libjemalloc.so.2) points at a build of your own.
+ALLOCATOR_SONAMES = OrderedDict([
+    ('jemalloc', ('libjemalloc.so.2', 'libjemalloc.so.1')),
+    ('tcmalloc', ('libtcmalloc_minimal.so.4', 'libtcmalloc.so.4')),
+    ('mimalloc', ('libmimalloc.so.2', 'libmimalloc.so.2.0', 'libmimalloc.so.1')),
+])
+
+
+def library_dirs():
+    machine = platform.machine()
+    return ['/usr/lib/%s-linux-gnu' % machine, '/lib/%s-linux-gnu' % machine, '/usr/lib64', '/lib64',
+            '/usr/local/lib64', '/usr/local/lib', '/usr/lib']
+
+
+def allocator_library(name):
+    def find(ctx):
+        override = ctx.environ.get('RETENTION_PRELOAD_%s' % name.upper())
+        if override:
+            if os.path.isfile(override):
+                return override, None
+            return None, 'RETENTION_PRELOAD_%s=%s: no such file' % (name.upper(), override)
+        for d in library_dirs():
+            for soname in ALLOCATOR_SONAMES[name]:
+                path = os.path.join(d, soname)
+                if os.path.isfile(path):
+                    return path, None
+        return None, '%s not installed (looked for %s in %s; ci/install-deps installs it where the distro has it)' % (
+            name, ' or '.join(ALLOCATOR_SONAMES[name]), ', '.join(library_dirs()))
+    return find
+
+
+# How long an allocator cell idles after the free before its settled figure. Without a background
+# thread, jemalloc, tcmalloc and mimalloc return nothing while the program makes no calls, so 2 s
+# shows the idle state; jemalloc's background thread purges dirty pages over dirty_decay_ms
+# (10 s by default), so it gets 15 s.
+ALLOCATOR_SETTLE_S = 2
+JEMALLOC_BG_SETTLE_S = 15
+
+
+def _allocator_cell(name, doc, allocator, settle, env=None):
+    return Cell(name, doc, phases=BASE_PHASES + ('after_idle',),
+                metrics=('retained', 'settled_retained', 'free_over_floor'),
+                extra_args=['--idle', '%d' % settle], env=env, preload=allocator_library(allocator),
+                allocator=allocator)
+
+
 CELLS = OrderedDict((c.name, c) for c in [
     Cell('native', 'the case as written: what glibc keeps after free',
          phases=BASE_PHASES, metrics=('retained', 'free_over_floor')),
@@ -144,4 +193,11 @@ CELLS = OrderedDict((c.name, c) for c in [
          phases=BASE_PHASES, metrics=MEMCHECK_METRICS, env={'CK_FORK': 'no'},
          wrapper=memcheck_wrapper, post=memcheck_post, measures_rss=False,
          args_key='memcheck_args', needs_dynamic=True),
+    _allocator_cell('jemalloc', "the distro's jemalloc preloaded: what it keeps at once and after "
+                    '%d s idle' % ALLOCATOR_SETTLE_S, 'jemalloc', ALLOCATOR_SETTLE_S),
+    _allocator_cell('jemalloc_bg', "jemalloc with background_thread:true: its purging thread gives "
+                    'pages back while the program idles (%d s)' % JEMALLOC_BG_SETTLE_S, 'jemalloc',
+                    JEMALLOC_BG_SETTLE_S, env={'MALLOC_CONF': 'background_thread:true'}),
+    _allocator_cell('tcmalloc', "the distro's tcmalloc (minimal) preloaded", 'tcmalloc', ALLOCATOR_SETTLE_S),
+    _allocator_cell('mimalloc', "the distro's mimalloc preloaded", 'mimalloc', ALLOCATOR_SETTLE_S),
 ])

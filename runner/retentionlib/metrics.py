@@ -7,6 +7,8 @@ metrics against bounds.
                   its live data needs a process keeps after the free
   trim_retained   (after_trim.rss - baseline.rss) / (peak.rss - baseline.rss): for cases whose
                   floor is too small for a ratio to it to be stable
+  settled_retained (after_idle.rss - baseline.rss) / (peak.rss - baseline.rss): what an allocator
+                  cell still keeps after its settle time
   shim_over_trim  shim cell after_idle.rss, less the shim's own start-up footprint (shim baseline
                   minus trim baseline), over trim cell after_trim.rss (same run)
   memcheck        definitely/indirectly/possibly_lost_{bytes,blocks}, still_reachable_{bytes,blocks},
@@ -40,16 +42,6 @@ def rss_kb(result, name):
     return v
 
 
-def _retained(result, refs):
-    b = rss_kb(result, 'baseline')
-    p = rss_kb(result, 'peak')
-    f = rss_kb(result, 'after_free')
-    if p <= b:
-        raise NotComputable('peak RSS (%d kB) is not above baseline RSS (%d kB): the case allocated '
-                            'nothing measurable' % (p, b))
-    return float(f - b) / float(p - b)
-
-
 def _over_floor(phase_name):
     def compute(result, refs):
         b = rss_kb(result, 'baseline')
@@ -63,14 +55,16 @@ def _over_floor(phase_name):
     return compute
 
 
-def _trim_retained(result, refs):
-    b = rss_kb(result, 'baseline')
-    p = rss_kb(result, 'peak')
-    t = rss_kb(result, 'after_trim')
-    if p <= b:
-        raise NotComputable('peak RSS (%d kB) is not above baseline RSS (%d kB): the case allocated '
-                            'nothing measurable' % (p, b))
-    return float(t - b) / float(p - b)
+def _share_of_growth(phase_name):
+    def compute(result, refs):
+        b = rss_kb(result, 'baseline')
+        p = rss_kb(result, 'peak')
+        t = rss_kb(result, phase_name)
+        if p <= b:
+            raise NotComputable('peak RSS (%d kB) is not above baseline RSS (%d kB): the case allocated '
+                                'nothing measurable' % (p, b))
+        return float(t - b) / float(p - b)
+    return compute
 
 
 def reference(refs, name):
@@ -120,10 +114,11 @@ class Metric(object):
 
 
 METRICS = OrderedDict((m.name, m) for m in [
-    Metric('retained', 'fraction', 'retained', _retained),
+    Metric('retained', 'fraction', 'retained', _share_of_growth('after_free')),
     Metric('floor_ratio', 'ratio', 'floor', _over_floor('after_trim')),
     Metric('free_over_floor', 'ratio', 'free/floor', _over_floor('after_free')),
-    Metric('trim_retained', 'fraction', 'kept after trim', _trim_retained),
+    Metric('trim_retained', 'fraction', 'kept after trim', _share_of_growth('after_trim')),
+    Metric('settled_retained', 'fraction', 'kept after idle', _share_of_growth('after_idle')),
     Metric('shim_over_trim', 'ratio', 'shim/trim', _shim_over_trim),
 ] + [
     Metric(k, 'bytes' if k.endswith('_bytes') else 'count', k.replace('_', ' '), _memcheck(k))

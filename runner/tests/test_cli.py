@@ -377,9 +377,9 @@ class Usage(CliTest):
 
     def test_unknown_cell(self):
         self.add('alpha')
-        rc, out, err = self.fx.run('--cell', 'jemalloc')
+        rc, out, err = self.fx.run('--cell', 'hoard')
         self.assertEqual(rc, 2)
-        self.assertEqual(err, "retention: unknown cell 'jemalloc' (known: native, trim, shim, memcheck)\n")
+        self.assertEqual(err, "retention: unknown cell 'hoard' (known: native, trim, shim, memcheck, jemalloc, jemalloc_bg, tcmalloc, mimalloc)\n")
 
     def test_argparse_errors(self):
         self.assertEqual(call(['run', '--no-such-option'])[0], 2)
