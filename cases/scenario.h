@@ -26,6 +26,7 @@ struct scenario {
     const char *hold;    /* --hold PHASE: stop after PHASE until SIGUSR1 */
     int report_fd;       /* --report-fd: where the JSON lines go (default stdout) */
     struct rssprobe_floor live; /* the objects the case keeps alive after the free */
+    long reported_us;           /* when the previous phase was reported (CLOCK_MONOTONIC, us) */
 };
 
 /* Parses argv: the case's own options (an array ended by a zeroed entry) and the harness's

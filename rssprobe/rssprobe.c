@@ -478,6 +478,7 @@ int rssprobe_sample(struct rssprobe_sample *s, const char *case_name, const char
     if (rssprobe_read_rss(&s->rss) < 0)
         rc = -1;
     rssprobe_read_heap(&s->heap); /* RSSPROBE_HEAP_NONE off glibc is not an error */
+    s->work_us = -1;
     s->floor_kb = -1;
     s->live_objects = 0;
     s->live_bytes = 0;
@@ -586,6 +587,8 @@ int rssprobe_format_json(const struct rssprobe_sample *s, char *buf, size_t len)
     put_json_string(&o, s->phase);
     put_str(&o, ",\"t_ms\":");
     put_long(&o, s->t_ms);
+    put_str(&o, ",\"work_us\":");
+    put_long(&o, s->work_us);
     put_str(&o, ",\"rss_kb\":");
     put_long(&o, s->rss.rss_kb);
     put_str(&o, ",\"rss_source\":");

@@ -94,7 +94,9 @@ void rssprobe_floor_release(struct rssprobe_floor *f);
 struct rssprobe_sample {
     const char *case_name;
     const char *phase;
-    long t_ms; /* CLOCK_MONOTONIC, milliseconds */
+    long t_ms;    /* CLOCK_MONOTONIC, milliseconds */
+    long work_us; /* wall time (microseconds) the case worked since its previous phase was
+                   * reported, the measuring itself excluded; -1 when not given */
     struct rssprobe_rss rss;
     struct rssprobe_heap heap;
     long floor_kb;       /* page floor of the live objects, -1 when not given */
@@ -110,7 +112,7 @@ int rssprobe_sample(struct rssprobe_sample *s, const char *case_name, const char
 /* Formats one JSON object, no newline, NUL-terminated, into buf. Returns its length (without the
  * NUL), or -1 if it does not fit (buf is then ""). A NULL case_name or phase is written as null;
  * "thp" is rssprobe_thp_mode() at the time of formatting.
- * Keys: rssprobe (format version 1), case, phase, t_ms, rss_kb, rss_source, anon_kb,
+ * Keys: rssprobe (format version 1), case, phase, t_ms, work_us, rss_kb, rss_source, anon_kb,
  * anon_huge_kb, thp, heap{source, arena_bytes, mmap_bytes, in_use_bytes, free_bytes,
  * releasable_bytes}, floor_kb, live_objects, live_bytes, pid. */
 int rssprobe_format_json(const struct rssprobe_sample *s, char *buf, size_t len);

@@ -490,6 +490,7 @@ START_TEST(sample_fills_measurements_and_defaults)
     ck_assert_int_gt(a.rss.rss_kb, 0);
     ck_assert_int_ne(a.rss.source, RSSPROBE_RSS_NONE);
     ck_assert_int_eq(a.floor_kb, -1);
+    ck_assert_int_eq(a.work_us, -1);
     ck_assert_uint_eq(a.live_objects, 0);
     ck_assert_uint_eq(a.live_bytes, 0);
 #if defined(__GLIBC__)
@@ -674,6 +675,7 @@ static struct rssprobe_sample known_sample(void)
     s.case_name = "seed_std_list";
     s.phase = "after_free";
     s.t_ms = 123456;
+    s.work_us = 75;
     s.rss.rss_kb = 2728;
     s.rss.anon_kb = 640;
     s.rss.anon_huge_kb = 0;
@@ -715,7 +717,7 @@ static size_t json_keys(const char *json, char keys[][32], size_t max)
 START_TEST(json_has_exactly_the_contract_keys)
 {
     static const char *const want[] = {
-        "rssprobe", "case", "phase", "t_ms", "rss_kb", "rss_source", "anon_kb", "anon_huge_kb",
+        "rssprobe", "case", "phase", "t_ms", "work_us", "rss_kb", "rss_source", "anon_kb", "anon_huge_kb",
         "thp", "heap", "source", "arena_bytes", "mmap_bytes", "in_use_bytes", "free_bytes",
         "releasable_bytes", "floor_kb", "live_objects", "live_bytes", "pid",
     };
@@ -744,7 +746,7 @@ START_TEST(json_is_one_line_with_the_sample_values)
     ck_assert_int_eq(buf[n - 1], '}');
 
     ck_assert_ptr_nonnull(strstr(buf, "{\"rssprobe\":1,\"case\":\"seed_std_list\","
-                                      "\"phase\":\"after_free\",\"t_ms\":123456,"));
+                                      "\"phase\":\"after_free\",\"t_ms\":123456,\"work_us\":75,"));
     ck_assert_ptr_nonnull(strstr(buf, "\"rss_kb\":2728,\"rss_source\":\"smaps_rollup\","
                                       "\"anon_kb\":640,\"anon_huge_kb\":0,"));
     ck_assert_ptr_nonnull(strstr(buf, "\"heap\":{\"source\":\"mallinfo2\",\"arena_bytes\":135168,"

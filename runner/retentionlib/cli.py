@@ -8,7 +8,7 @@ import sys
 from collections import OrderedDict
 
 from . import cells as cellmod
-from . import platforminfo, report, runner
+from . import compare, platforminfo, report, runner
 from .casefile import case_names, display_path, load_case
 from .errors import ConfigError, UsageError
 from .expfile import load_expected, select_bounds, unmatched_sections
@@ -52,6 +52,13 @@ def make_parser():
                    help='commands, environment and figures on stderr; every bound, its file:line and its '
                         'why under its row')
 
+    p = sub.add_parser('compare', help='one table, cases x allocators: RSS after free, its ratio to the '
+                                       'page floor, alloc/free time over glibc')
+    p.add_argument('--case', action='append', default=[], metavar='NAME', help='this case (repeatable; default: all)')
+    _add_dirs(p, build=True)
+    p.add_argument('--json', metavar='FILE', help='write the table as JSON')
+    p.add_argument('--verbose', '-v', action='store_true', help='commands and figures on stderr')
+
     p = sub.add_parser('list', help='list the cases, their cells and what each pins')
     _add_dirs(p)
     p.add_argument('--ctest', action='store_true', help="one 'CASE CELL' pair per line (for CMake)")
@@ -87,12 +94,33 @@ def _unique(items):
     return out
 
 
-def cmd_run(args):
-    cases_dir, expected_dir, build_dir = _dirs(args)
+def _selected_cases(args, cases_dir):
     known = _known_cases(cases_dir)
     for name in args.case:
         if name not in known:
             raise UsageError("unknown case '%s' (known: %s)" % (name, ', '.join(known)))
+    return _unique(args.case) or known
+
+
+def cmd_compare(args):
+    cases_dir, expected_dir, build_dir = _dirs(args)
+    selected = _selected_cases(args, cases_dir)
+    plat = platforminfo.detect()
+    ctx = runner.Context(REPO, build_dir, cases_dir, expected_dir, plat,
+                         valgrind=os.environ.get('RETENTION_VALGRIND') or None, verbose=args.verbose)
+    rows = compare.run(ctx, selected, log_row=lambda name: ctx.log('compared %s' % name))
+    for line in compare.render(rows):
+        sys.stdout.write(line + '\n')
+    if args.json:
+        _write(args.json, compare.to_json(plat, rows))
+    failed = [c for c, row in rows.items()
+              if isinstance(row, str) or any(e['status'] == 'fail' for e in row.values())]
+    return 1 if failed else 0
+
+
+def cmd_run(args):
+    cases_dir, expected_dir, build_dir = _dirs(args)
+    selected = _selected_cases(args, cases_dir)
     for cell in args.cell:
         if cell not in cellmod.CELLS:
             raise UsageError("unknown cell '%s' (known: %s)" % (cell, ', '.join(cellmod.CELLS)))
@@ -103,7 +131,6 @@ def cmd_run(args):
                 not all(ch.isalnum() or ch == '_' for ch in name):
             raise UsageError("bad --env %r (expected NAME=VALUE)" % item)
         extra_env[name] = value
-    selected = _unique(args.case) or known
     cell_filter = _unique(args.cell) or None
     plat = platforminfo.detect()
     ctx = runner.Context(REPO, build_dir, cases_dir, expected_dir, plat,
@@ -250,6 +277,8 @@ def main(argv=None):
     try:
         if args.command == 'run':
             return cmd_run(args)
+        if args.command == 'compare':
+            return cmd_compare(args)
         if args.command == 'list':
             return cmd_list(args)
         return cmd_platform(args)

@@ -132,23 +132,22 @@ def _finish(r, t0, status, reason):
     return r
 
 
-def run_cell(ctx, case, cell, exp, exp_error, exp_where, refs):
+def measure_cell(ctx, case, cell, refs):
+    """Runs one case in one cell and computes its metrics, without judging them. Returns the result
+    and why the run itself failed (None when it ran clean), or marks the result skipped."""
     t0 = time.monotonic()
     r = new_result(case.name, cell.name)
-    if exp_error:
-        # A malformed expected file: nothing could be judged, so nothing is run.
-        return _finish(r, t0, 'fail', exp_error)
     program = os.path.join(ctx.build_dir, 'cases', case.program)
     if not os.path.isfile(program):
-        return _finish(r, t0, 'fail', 'not built: %s; run cmake --build %s' % (program, ctx.build_dir))
+        return _finish(r, t0, 'fail', 'not built: %s; run cmake --build %s' % (program, ctx.build_dir)), True
     if not os.access(program, os.X_OK):
-        return _finish(r, t0, 'fail', 'not executable: %s' % program)
+        return _finish(r, t0, 'fail', 'not executable: %s' % program), True
     tmpdir = tempfile.mkdtemp(prefix='retention-%s-%s-' % (case.name, cell.name))
     try:
         prep = cell.prepare(ctx, case, program, tmpdir)
         if prep.skip:
             ctx.log('[%s %s] skipped: %s' % (case.name, cell.name, prep.skip))
-            return _finish(r, t0, 'skip', prep.skip)
+            return _finish(r, t0, 'skip', prep.skip), True
         env = execute.scrubbed_env(ctx.environ)
         added = OrderedDict(prep.env)
         added.update(case.env_for(cell.name))
@@ -205,32 +204,45 @@ def run_cell(ctx, case, cell, exp, exp_error, exp_where, refs):
         r['metrics'] = values
         r['metric_errors'] = errors
         if run_error is not None:
-            return _finish(r, t0, 'fail', run_error)
-        # The bounds for this cell on this platform.
-        if exp is None:
-            return _finish(r, t0, 'fail', "no bounds for cell '%s': no expected file %s" % (cell.name, exp_where))
-        try:
-            bounds, applied = select_bounds(exp, cell.name, ctx.platform, cell.allocator)
-        except ConfigError as e:
-            return _finish(r, t0, 'fail', str(e))
-        r['bounds_from'] = ['%s:%d %s' % (exp.where, s.lineno, s.label()) for s in applied]
-        if not bounds:
-            why = "no bounds for cell '%s' in %s" % (cell.name, exp.where)
-            other = unmatched_sections(exp, cell.name, ctx.platform, cell.allocator)
-            if other:
-                why += ' (%s on line %s %s not match this platform)' % (
-                    ', '.join(s.label() for s in other), ', '.join(str(s.lineno) for s in other),
-                    'does' if len(other) == 1 else 'do')
-            return _finish(r, t0, 'fail', why)
-        checks = [metrics.check(b, cell, r, values, errors) for b in bounds]
-        r['checks'] = checks
-        failed = [c for c in checks if not c['ok']]
-        if failed:
-            return _finish(r, t0, 'fail', '; '.join('%s [%s]' % (report.describe_check(c), c['where'])
-                                                     for c in failed))
-        return _finish(r, t0, 'pass', '')
+            return _finish(r, t0, 'fail', run_error), True
+        r['duration_s'] = round(time.monotonic() - t0, 3)
+        return r, False
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def run_cell(ctx, case, cell, exp, exp_error, exp_where, refs):
+    if exp_error:
+        # A malformed expected file: nothing could be judged, so nothing is run.
+        return _finish(new_result(case.name, cell.name), time.monotonic(), 'fail', exp_error)
+    r, done = measure_cell(ctx, case, cell, refs)
+    if done:
+        return r
+    t0 = time.monotonic() - r['duration_s']
+    values, errors = r['metrics'], r['metric_errors']
+    # The bounds for this cell on this platform.
+    if exp is None:
+        return _finish(r, t0, 'fail', "no bounds for cell '%s': no expected file %s" % (cell.name, exp_where))
+    try:
+        bounds, applied = select_bounds(exp, cell.name, ctx.platform, cell.allocator)
+    except ConfigError as e:
+        return _finish(r, t0, 'fail', str(e))
+    r['bounds_from'] = ['%s:%d %s' % (exp.where, s.lineno, s.label()) for s in applied]
+    if not bounds:
+        why = "no bounds for cell '%s' in %s" % (cell.name, exp.where)
+        other = unmatched_sections(exp, cell.name, ctx.platform, cell.allocator)
+        if other:
+            why += ' (%s on line %s %s not match this platform)' % (
+                ', '.join(s.label() for s in other), ', '.join(str(s.lineno) for s in other),
+                'does' if len(other) == 1 else 'do')
+        return _finish(r, t0, 'fail', why)
+    checks = [metrics.check(b, cell, r, values, errors) for b in bounds]
+    r['checks'] = checks
+    failed = [c for c in checks if not c['ok']]
+    if failed:
+        return _finish(r, t0, 'fail', '; '.join('%s [%s]' % (report.describe_check(c), c['where'])
+                                                 for c in failed))
+    return _finish(r, t0, 'pass', '')
 
 
 def summary(results):
