@@ -1,20 +1,24 @@
 /* trimshim policy. Pure: everything it knows comes in through ts_obs.
  *
- * Facts measured on the reference machine (Debian 12, glibc 2.36, a 2-vCPU VM) behind the
- * constants in policy.h:
+ * Facts measured on the reference machine (Debian 12, glibc 2.36, a 2-vCPU VM shared with other
+ * jobs) behind the constants in policy.h:
  *  - malloc_trim(0) walks every free chunk of every arena under the arena lock and madvises each
- *    page-spanning one: a repeat trim with nothing to return cost 1.3-1.5 us per such chunk
- *    (0.27-0.31 s for 200,000 free 8 KiB chunks), the first trim over the same heap 26 us per
- *    chunk (5.3 s: zapping resident pages one madvise at a time). A program whose malloc needs the
- *    arena lock stops for that long. So: never trim when nothing was freed, learn what a trim
- *    costs here, and space trims by that cost.
- *  - A busy program that churns memory takes the returned pages straight back (page faults cost
- *    6-14 us each here); a trim then is pure loss. So a busy program is trimmed only after freed
- *    memory has waited busy_wait for a quiet moment, and a trim whose bytes come back within
- *    TS_REFAULT_WINDOW_NS doubles the wait (backoff).
- *  - A quiet program loses nothing to a trim (nobody waits for the arena lock), so it is trimmed
- *    as soon as one observation window shows it quiet, limited only by TS_QUIET_BUDGET_PPM of the
- *    learned cost so a program that keeps freeing a little while idle is not trimmed in a loop.
+ *    page-spanning one. A repeat trim with nothing to return cost 1.3-1.5 us per such chunk
+ *    (0.27-0.31 s for 200,000 free 8 KiB chunks); the first trim over the same heap, which zaps
+ *    resident pages one madvise call at a time, 26-60 us per chunk (5-9 s). A program whose
+ *    malloc needs the arena lock stops for that long. So: never trim when nothing was freed,
+ *    learn what a trim costs here, and space trims by that cost.
+ *  - "Was anything freed?" cannot come from RSS (a free does not change it) and an interposed
+ *    free() costs 6 % of a malloc/free-bound loop even when it only forwards (the extra call
+ *    layer), which the busy-throughput bound (>= 0.97x) does not allow. mallinfo2() answers it
+ *    (free bytes and bytes in use) at 4.5-5.8 ms for 200,000 free chunks, 0.1-0.2 ms for
+ *    10,000: a probe, taken only when a trim could follow, and spaced by its own learned cost.
+ *  - A busy program that churns memory takes returned pages straight back (a page fault costs
+ *    6-50 us here), so a busy program is trimmed only after newly free memory has waited
+ *    busy_wait for a quiet moment, and a trim whose bytes come back within TS_REFAULT_WINDOW_NS
+ *    doubles the wait (backoff).
+ *  - A quiet program loses nothing to a trim (nobody waits for the arena lock), so it is probed
+ *    and trimmed as soon as one observation window shows it quiet after it did something.
  */
 #include "policy.h"
 
@@ -36,13 +40,14 @@ const char *ts_reason_name(enum ts_reason r)
 {
     switch (r) {
     case TS_R_OFF: return "off";
+    case TS_R_UNCHANGED: return "unchanged";
     case TS_R_NOTHING_FREED: return "nothing-freed";
     case TS_R_BELOW_THRESHOLD: return "below-threshold";
     case TS_R_WAIT_QUIET: return "wait-quiet";
     case TS_R_WAIT_BUSY_MIN: return "wait-busy-min";
     case TS_R_WAIT_BUDGET: return "wait-budget";
     case TS_R_WAIT_BACKOFF: return "wait-backoff";
-    case TS_R_WAIT_INTERVAL: return "wait-interval";
+    case TS_R_PROBE: return "probe";
     case TS_R_TRIM_QUIET: return "quiet";
     case TS_R_TRIM_BUSY: return "busy";
     case TS_R_TRIM_INTERVAL: return "interval";
@@ -54,7 +59,7 @@ static uint64_t sub0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
-/* cost * 1e6 / ppm without overflow for any cost below ~584 years */
+/* cost / (ppm / 1e6) without overflow; ppm 0: never */
 static uint64_t gap_for(uint64_t cost_ns, uint32_t ppm)
 {
     if (ppm == 0)
@@ -72,15 +77,40 @@ static int cpu_share_at_most(uint64_t dcpu, uint64_t dt, uint32_t ppm)
     return dcpu / ppm <= dt / 1000000u; /* coarse, only for absurdly long windows */
 }
 
+static uint64_t ewma(uint64_t old, uint64_t v)
+{
+    /* alpha 1/2: the first trim over a heap is the expensive one (it zaps resident pages),
+     * repeats cost a fraction; a half-life of one sample follows that quickly */
+    uint64_t e = old ? old / 2 + v / 2 : v;
+    return e ? e : 1;
+}
+
 void ts_policy_init(struct ts_policy_state *st, const struct ts_config *cfg, const struct ts_obs *first)
 {
     struct ts_policy_state z = {0};
     *st = z;
     st->prev = *first;
-    st->at_trim = *first;
+    st->prev.heap_valid = 0;
+    st->base_rss_bytes = first->rss_bytes;
+    /* memory already free when the trimmer starts (a forked child, a restart) counts as not
+     * trimmed yet: the baseline takes all of it as resident */
+    if (first->heap_valid) {
+        st->base_used_bytes = first->heap_used_bytes + first->heap_free_bytes;
+        st->last_est = first->heap_free_bytes;
+        st->cpu_at_look_ns = first->prog_cpu_ns;
+    }
     st->last_trim_end_ns = first->now_ns;
     st->backoff = 1;
+    st->probe_backoff = 1;
     st->sleep_ns = cfg->interval_ns;
+}
+
+uint64_t ts_policy_trimmable(const struct ts_policy_state *st, const struct ts_obs *obs)
+{
+    /* resident-not-in-use now minus right after the last trim, signed arithmetic by hand */
+    uint64_t now_a = obs->rss_bytes + st->base_used_bytes;
+    uint64_t now_b = st->base_rss_bytes + obs->heap_used_bytes;
+    return min64(sub0(now_a, now_b), obs->heap_free_bytes);
 }
 
 static void futile(struct ts_policy_state *st)
@@ -90,12 +120,90 @@ static void futile(struct ts_policy_state *st)
         st->backoff *= 2;
 }
 
+static struct ts_decision after_probe(struct ts_policy_state *st, const struct ts_config *cfg,
+                                      const struct ts_obs *obs)
+{
+    const uint64_t interval = cfg->interval_ns ? cfg->interval_ns : TS_NS_PER_MS;
+    struct ts_decision d = {TS_SLEEP, TS_R_NOTHING_FREED, interval, 0};
+    st->probes++;
+    st->probed = 1;
+    st->probe_cost_ewma_ns = ewma(st->probe_cost_ewma_ns, obs->probe_ns);
+    st->last_probe_ns = obs->now_ns;
+    st->cpu_at_look_ns = obs->prog_cpu_ns;
+    st->sleep_ns = interval;
+
+    const uint64_t thr = cfg->threshold;
+    const uint64_t est = ts_policy_trimmable(st, obs);
+    /* threshold 0: no estimate needed, every look may trim (with the interval policy: the naive
+     * periodic trimmer) */
+    const int enough = thr == 0 || est >= thr;
+    st->last_est = est;
+    d.trimmable = est;
+    d.reason = est == 0 ? TS_R_NOTHING_FREED : TS_R_BELOW_THRESHOLD;
+
+    if (cfg->policy == TS_POLICY_INTERVAL) {
+        if (enough) {
+            d.action = TS_TRIM;
+            d.reason = TS_R_TRIM_INTERVAL;
+            st->last_busy = 0;
+        }
+        return d;
+    }
+
+    const uint64_t since_trim = sub0(obs->now_ns, st->last_trim_end_ns);
+    if (st->quiet) {
+        if (!enough) {
+            if (st->probe_backoff < TS_MAX_PROBE_BACKOFF)
+                st->probe_backoff = (uint32_t)min64((uint64_t)st->probe_backoff * 2,
+                                                    TS_MAX_PROBE_BACKOFF);
+            return d;
+        }
+        st->probe_backoff = 1;
+        d.action = TS_TRIM;
+        d.reason = TS_R_TRIM_QUIET;
+        st->last_busy = 0;
+        return d;
+    }
+
+    /* busy */
+    if (est < max64(thr, TS_BUSY_MIN)) {
+        st->pending = 0;
+        d.reason = TS_R_WAIT_BUSY_MIN;
+        return d;
+    }
+    if (!st->pending) {
+        st->pending = 1;
+        st->pending_since_ns = obs->now_ns;
+    }
+    const uint64_t waited = sub0(obs->now_ns, st->pending_since_ns);
+    if (waited < cfg->busy_wait_ns) {
+        d.reason = TS_R_WAIT_QUIET;
+        return d;
+    }
+    if (st->backoff > 1 && waited < cfg->busy_wait_ns * st->backoff) {
+        d.reason = TS_R_WAIT_BACKOFF;
+        return d;
+    }
+    if (st->cost_ewma_ns && since_trim < gap_for(st->cost_ewma_ns, cfg->budget_ppm)) {
+        d.reason = TS_R_WAIT_BUDGET;
+        return d;
+    }
+    d.action = TS_TRIM;
+    d.reason = TS_R_TRIM_BUSY;
+    st->last_busy = 1;
+    return d;
+}
+
 struct ts_decision ts_policy_decide(struct ts_policy_state *st, const struct ts_config *cfg,
                                     const struct ts_obs *obs)
 {
-    struct ts_decision d = {0, TS_R_OFF, cfg->interval_ns};
     const uint64_t interval = cfg->interval_ns ? cfg->interval_ns : TS_NS_PER_MS;
-    d.sleep_ns = interval;
+    struct ts_decision d = {TS_SLEEP, TS_R_OFF, interval, 0};
+
+    if (cfg->policy == TS_POLICY_OFF)
+        return d;
+    if (obs->heap_valid)
+        return after_probe(st, cfg, obs);
 
     /* Was the window since the previous observation quiet? */
     uint64_t dt = sub0(obs->now_ns, st->prev.now_ns);
@@ -116,82 +224,66 @@ struct ts_decision ts_policy_decide(struct ts_policy_state *st, const struct ts_
             st->backoff = 1;
         }
     }
-
-    const uint64_t pending = sub0(obs->freed_bytes, st->at_trim.freed_bytes);
-    const uint64_t thr = cfg->threshold ? cfg->threshold : 1;
-    const int changed = obs->freed_bytes != st->prev.freed_bytes;
     st->prev = *obs;
 
-    if (cfg->policy == TS_POLICY_OFF) {
-        d.reason = TS_R_OFF;
-        return d;
-    }
-
-    if (pending < thr) {
-        st->pending = 0;
-        d.reason = pending == 0 ? TS_R_NOTHING_FREED : TS_R_BELOW_THRESHOLD;
-        if (cfg->policy == TS_POLICY_ADAPTIVE && quiet && !changed && !st->watching) {
-            /* nothing happening: look less often */
-            st->sleep_ns = min64(max64(st->sleep_ns, interval) * 2,
-                                 interval * TS_MAX_SLEEP_FACTOR);
-        } else {
-            st->sleep_ns = interval;
-        }
-        d.sleep_ns = st->sleep_ns;
-        return d;
-    }
-    st->sleep_ns = interval;
-    d.sleep_ns = interval;
-    if (!st->pending) {
-        st->pending = 1;
-        st->pending_since_ns = obs->now_ns - dt; /* freed during the window just observed */
-    }
-
     if (cfg->policy == TS_POLICY_INTERVAL) {
-        d.trim = 1;
-        d.reason = TS_R_TRIM_INTERVAL;
-        st->last_busy = 0;
+        d.action = TS_PROBE;
+        d.reason = TS_R_PROBE;
         return d;
     }
 
-    const uint64_t since = sub0(obs->now_ns, st->last_trim_end_ns);
+    const uint64_t activity = sub0(obs->prog_cpu_ns, st->cpu_at_look_ns);
+    const uint64_t since_trim = sub0(obs->now_ns, st->last_trim_end_ns);
+    const uint64_t since_probe = st->probed ? sub0(obs->now_ns, st->last_probe_ns) : UINT64_MAX;
+    const uint64_t probe_gap = gap_for(st->probe_cost_ewma_ns, TS_PROBE_BUDGET_PPM);
+
     if (quiet) {
-        /* learned cost: trims take at most TS_QUIET_BUDGET_PPM of the time */
-        if (st->cost_ewma_ns && since < gap_for(st->cost_ewma_ns, TS_QUIET_BUDGET_PPM)) {
+        if (activity < TS_MIN_ACTIVITY_NS && (cfg->threshold == 0 || st->last_est < cfg->threshold)) {
+            /* the program did nothing since the last look, which found nothing worth a trim:
+             * nothing can have changed */
+            d.reason = TS_R_UNCHANGED;
+            if (!st->watching)
+                st->sleep_ns = min64(max64(st->sleep_ns, interval) * 2,
+                                     interval * TS_MAX_SLEEP_FACTOR);
+            d.sleep_ns = st->watching ? interval : st->sleep_ns;
+            return d;
+        }
+        st->sleep_ns = interval;
+        if (st->cost_ewma_ns && since_trim < gap_for(st->cost_ewma_ns, TS_QUIET_BUDGET_PPM)) {
             d.reason = TS_R_WAIT_BUDGET;
             return d;
         }
-        if (st->backoff > 1 && since < (uint64_t)st->backoff * TS_BACKOFF_UNIT_NS) {
+        if (st->backoff > 1 && since_trim < (uint64_t)st->backoff * TS_BACKOFF_UNIT_NS) {
             d.reason = TS_R_WAIT_BACKOFF;
             return d;
         }
-        d.trim = 1;
-        d.reason = TS_R_TRIM_QUIET;
-        st->last_busy = 0;
+        if (since_probe < max64(probe_gap, (uint64_t)st->probe_backoff * interval)) {
+            d.reason = TS_R_WAIT_BUDGET;
+            return d;
+        }
+        d.action = TS_PROBE;
+        d.reason = TS_R_PROBE;
         return d;
     }
 
-    /* busy */
-    if (pending < max64(thr, TS_BUSY_MIN_FREED)) {
-        d.reason = TS_R_WAIT_BUSY_MIN;
+    /* busy: look every TS_BUSY_PROBE_NS (or slower if probes are expensive), and exactly when
+     * newly free memory has waited busy_wait */
+    st->sleep_ns = interval;
+    uint64_t due = max64(TS_BUSY_PROBE_NS, probe_gap);
+    if (st->pending) {
+        uint64_t until = st->pending_since_ns + cfg->busy_wait_ns * st->backoff;
+        if (obs->now_ns >= until && since_probe >= probe_gap) {
+            d.action = TS_PROBE;
+            d.reason = TS_R_PROBE;
+            return d;
+        }
+    }
+    if (since_probe < due) {
+        d.reason = st->pending ? TS_R_WAIT_QUIET : TS_R_WAIT_BUSY_MIN;
         return d;
     }
-    const uint64_t waited = sub0(obs->now_ns, st->pending_since_ns);
-    if (waited < cfg->busy_wait_ns) {
-        d.reason = TS_R_WAIT_QUIET;
-        return d;
-    }
-    if (st->backoff > 1 && waited < cfg->busy_wait_ns * st->backoff) {
-        d.reason = TS_R_WAIT_BACKOFF;
-        return d;
-    }
-    if (st->cost_ewma_ns && since < gap_for(st->cost_ewma_ns, cfg->budget_ppm)) {
-        d.reason = TS_R_WAIT_BUDGET;
-        return d;
-    }
-    d.trim = 1;
-    d.reason = TS_R_TRIM_BUSY;
-    st->last_busy = 1;
+    d.action = TS_PROBE;
+    d.reason = TS_R_PROBE;
     return d;
 }
 
@@ -199,16 +291,24 @@ void ts_policy_trimmed(struct ts_policy_state *st, const struct ts_config *cfg,
                        const struct ts_obs *before, const struct ts_obs *after)
 {
     uint64_t cost = sub0(after->now_ns, before->now_ns);
-    /* EWMA, alpha 1/2: the first trim over a heap is the expensive one (it zaps resident pages),
-     * repeats cost a fraction; half-life of one trim follows that quickly. */
-    st->cost_ewma_ns = st->cost_ewma_ns ? st->cost_ewma_ns / 2 + cost / 2 : cost;
-    if (st->cost_ewma_ns == 0)
-        st->cost_ewma_ns = 1;
-    st->at_trim = *before;
+    st->cost_ewma_ns = ewma(st->cost_ewma_ns, cost);
     st->last_trim_end_ns = after->now_ns;
     st->prev = *after;
+    st->prev.heap_valid = 0;
     st->quiet = 0;
     st->pending = 0;
+    st->probe_backoff = 1;
+    st->last_est = 0;
+    st->cpu_at_look_ns = after->prog_cpu_ns;
+    st->base_rss_bytes = after->rss_bytes;
+    if (after->heap_valid) {
+        st->base_used_bytes = after->heap_used_bytes;
+        st->probe_cost_ewma_ns = ewma(st->probe_cost_ewma_ns, after->probe_ns);
+        st->last_probe_ns = after->now_ns;
+        st->probed = 1;
+    } else {
+        st->base_used_bytes = before->heap_used_bytes;
+    }
     st->trims++;
 
     uint64_t returned = ts_returned(before->rss_bytes, after->rss_bytes);

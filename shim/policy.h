@@ -1,4 +1,5 @@
-/* trimshim policy: when to call malloc_trim. Pure functions of (configuration, state,
+/* trimshim policy: when to look at the heap (a "probe": mallinfo2, which walks the free lists
+ * under the arena locks) and when to call malloc_trim. Pure functions of (configuration, state,
  * observation): no clocks, no syscalls, no globals, so the unit tests drive them with synthetic
  * observations. trimshim.c feeds them real observations from its background thread. */
 #ifndef TRIMSHIM_POLICY_H
@@ -15,7 +16,7 @@ extern "C" {
 
 enum ts_policy_kind {
     TS_POLICY_ADAPTIVE = 0, /* default: trim when the program goes quiet; bounded cost while busy */
-    TS_POLICY_INTERVAL,     /* every interval, if at least threshold bytes were freed since */
+    TS_POLICY_INTERVAL,     /* every interval: probe, trim if at least threshold is trimmable */
     TS_POLICY_OFF,          /* no background thread */
 };
 
@@ -23,78 +24,100 @@ enum ts_policy_kind {
 struct ts_config {
     enum ts_policy_kind policy;
     uint64_t interval_ns;  /* adaptive: how often the thread looks; interval: the trim period */
-    uint64_t threshold;    /* bytes freed since the last trim before a trim is considered */
+    uint64_t threshold;    /* trimmable bytes (estimated) before a trim is worth it; 0: any look
+                            * may trim (interval policy + 0 = the naive periodic trimmer) */
     uint64_t pad;          /* passed to malloc_trim */
     uint32_t budget_ppm;   /* adaptive, busy program: share of wall time trims may take (ppm) */
     uint64_t busy_wait_ns; /* adaptive: how long freed memory waits for quiet before a busy trim */
     int verbose;           /* 0 silent, 1 one line per trim and on start/stand-down, 2 + decisions */
-    const char *log_path;  /* NULL or "stderr": stderr; otherwise a file, appended to */
+    const char *log_path;  /* NULL: stderr; otherwise a file, appended to */
 };
 
-/* Defaults, documented in README-section.md. Every number here was chosen from measurements on
- * the reference machine; the reasons are in policy.c. */
+/* Defaults, documented in README-section.md; the measurements behind them are in policy.c. */
 #define TS_DEFAULT_ADAPTIVE_INTERVAL_MS 100u
 #define TS_DEFAULT_INTERVAL_INTERVAL_MS 1000u
 #define TS_DEFAULT_THRESHOLD (64u * 1024u)
 #define TS_DEFAULT_PAD 0u
 #define TS_DEFAULT_BUDGET_PPM 20000u /* 2 % */
-#define TS_DEFAULT_BUSY_WAIT_MS 15000u
+#define TS_DEFAULT_BUSY_WAIT_MS 10000u
 
-/* Fixed policy constants (not knobs; see policy.c for the measurements behind them). */
-#define TS_QUIET_CPU_PPM 100000u       /* program below 10 % of one core over a window: quiet */
-#define TS_QUIET_BUDGET_PPM 100000u    /* quiet program: trims may take 10 % of wall time */
-#define TS_BUSY_MIN_FREED (64ull << 20) /* busy program: at least 64 MiB freed before a trim */
-#define TS_BUSY_USEFUL (16ull << 20)   /* a busy trim returning less than this was futile */
+/* Fixed policy constants (not knobs). */
+#define TS_QUIET_CPU_PPM 100000u        /* program below 10 % of one core over a window: quiet */
+#define TS_QUIET_BUDGET_PPM 100000u     /* quiet program: trims may take 10 % of wall time */
+#define TS_PROBE_BUDGET_PPM 10000u      /* probes may take 1 % of wall time */
+#define TS_MIN_ACTIVITY_NS 20000ull     /* < 20 us of program CPU since the last look: unchanged */
+#define TS_BUSY_PROBE_NS (5ull * TS_NS_PER_S) /* busy program: look at most every 5 s */
+#define TS_BUSY_MIN (64ull << 20)       /* busy program: at least 64 MiB newly free to trim */
+#define TS_BUSY_USEFUL (16ull << 20)    /* a busy trim returning less than this was futile */
 #define TS_MAX_BACKOFF 64u
-#define TS_BACKOFF_UNIT_NS TS_NS_PER_S     /* quiet-mode gap per backoff step */
-#define TS_REFAULT_WINDOW_NS (2ull * TS_NS_PER_S) /* a trim's bytes that come back this soon: futile */
-#define TS_MAX_SLEEP_FACTOR 5u             /* nothing happening: sleep up to 5 intervals */
+#define TS_BACKOFF_UNIT_NS TS_NS_PER_S  /* quiet-mode gap per backoff step */
+#define TS_MAX_PROBE_BACKOFF 100u       /* idle probes that find nothing: up to 100 intervals */
+#define TS_REFAULT_WINDOW_NS (2ull * TS_NS_PER_S) /* returned bytes back this soon: futile */
+#define TS_MAX_SLEEP_FACTOR 5u          /* nothing happening: sleep up to 5 intervals */
 
 void ts_config_defaults(struct ts_config *cfg);
 
-/* One observation of the process, taken by the shim thread after each sleep. Counters are
- * cumulative since the shim started; the policy works on their differences. */
+/* One observation of the process, taken by the shim thread after each sleep. */
 struct ts_obs {
-    uint64_t now_ns;           /* CLOCK_MONOTONIC */
-    uint64_t prog_cpu_ns;      /* process CPU time minus the shim thread's own */
-    uint64_t rss_bytes;        /* resident set size (statm) */
-    uint64_t freed_bytes;      /* bytes freed through free(), all sizes (glibc chunk sizes) */
-    uint64_t freed_big_bytes;  /* of which in chunks of at least one page */
-    uint64_t freed_big_chunks; /* number of such chunks */
+    uint64_t now_ns;          /* CLOCK_MONOTONIC */
+    uint64_t prog_cpu_ns;     /* process CPU time minus the shim thread's own, cumulative */
+    uint64_t rss_bytes;       /* resident set size (statm) */
+    int heap_valid;           /* the fields below come from a probe done right now */
+    uint64_t heap_free_bytes; /* mallinfo2 fordblks: free bytes malloc holds, all arenas */
+    uint64_t heap_used_bytes; /* mallinfo2 uordblks + hblkhd: bytes in use (incl. mmapped) */
+    uint64_t probe_ns;        /* what that probe cost */
+};
+
+enum ts_action {
+    TS_SLEEP = 0, /* nothing to do; sleep sleep_ns */
+    TS_PROBE,     /* look at the heap (mallinfo2), then call ts_policy_decide again with it */
+    TS_TRIM,      /* call malloc_trim now, then ts_policy_trimmed */
 };
 
 enum ts_reason {
-    TS_R_OFF = 0,          /* policy off */
-    TS_R_NOTHING_FREED,    /* nothing freed since the last trim */
-    TS_R_BELOW_THRESHOLD,  /* freed less than the threshold since the last trim */
-    TS_R_WAIT_QUIET,       /* busy program: waiting for it to go quiet (busy_wait not over) */
-    TS_R_WAIT_BUSY_MIN,    /* busy program: less than TS_BUSY_MIN_FREED freed, wait for quiet */
-    TS_R_WAIT_BUDGET,      /* the last trims' cost does not allow another one yet */
-    TS_R_WAIT_BACKOFF,     /* recent trims were futile: waiting longer */
-    TS_R_WAIT_INTERVAL,    /* interval policy: period not over */
-    TS_R_TRIM_QUIET,       /* trim: the program is quiet and memory was freed */
-    TS_R_TRIM_BUSY,        /* trim: the program stayed busy for busy_wait with much freed */
-    TS_R_TRIM_INTERVAL,    /* trim: interval policy */
+    TS_R_OFF = 0,         /* policy off */
+    TS_R_UNCHANGED,       /* the program did (almost) nothing since the last look */
+    TS_R_NOTHING_FREED,   /* probe: nothing newly free since the last trim */
+    TS_R_BELOW_THRESHOLD, /* probe: less than the threshold newly free */
+    TS_R_WAIT_QUIET,      /* busy program: waiting for it to go quiet (busy_wait not over) */
+    TS_R_WAIT_BUSY_MIN,   /* busy program: less than TS_BUSY_MIN newly free, wait for quiet */
+    TS_R_WAIT_BUDGET,     /* the last trims' (or probes') cost does not allow one yet */
+    TS_R_WAIT_BACKOFF,    /* recent trims were futile: waiting longer */
+    TS_R_PROBE,           /* look at the heap */
+    TS_R_TRIM_QUIET,      /* trim: the program is quiet and memory was freed */
+    TS_R_TRIM_BUSY,       /* trim: the program stayed busy for busy_wait with much freed */
+    TS_R_TRIM_INTERVAL,   /* trim: interval policy */
 };
 const char *ts_reason_name(enum ts_reason r);
 
 struct ts_decision {
-    int trim;              /* 1: call malloc_trim now */
+    enum ts_action action;
     enum ts_reason reason;
-    uint64_t sleep_ns;     /* how long to sleep before the next observation */
+    uint64_t sleep_ns; /* how long to sleep before the next observation */
+    uint64_t trimmable; /* after a probe: the estimate of what a trim would return */
 };
 
 struct ts_policy_state {
     struct ts_obs prev;        /* previous observation */
-    struct ts_obs at_trim;     /* observation the last trim started from (init: the first one) */
+    int quiet;                 /* the last window was quiet */
+    uint64_t quiet_since_ns;
+    /* what the heap looked like right after the last trim (init: at start) */
+    uint64_t base_rss_bytes;   /* RSS */
+    uint64_t base_used_bytes;  /* heap bytes in use (0 if no probe was made) */
     uint64_t last_trim_end_ns; /* end of the last trim (init: the first observation) */
-    uint64_t quiet_since_ns;   /* start of the current quiet stretch, 0 while busy */
-    uint64_t pending_since_ns; /* when freed memory >= threshold was first seen waiting, 0: none */
     uint64_t cost_ewma_ns;     /* learned cost of a trim in this process, 0: not learned yet */
     uint32_t backoff;          /* 1 .. TS_MAX_BACKOFF, doubles after futile trims */
+    /* probes */
+    uint64_t last_probe_ns;     /* time of the last probe (init: 0, none) */
+    uint64_t cpu_at_look_ns;    /* program CPU at the last probe or trim */
+    uint64_t probe_cost_ewma_ns;
+    uint32_t probe_backoff;     /* 1 .. TS_MAX_PROBE_BACKOFF: idle probes that found nothing */
+    int probed;                 /* a probe was made since init */
+    uint64_t last_est;          /* what the last probe estimated trimmable */
+    /* busy program: newly free memory waiting for quiet */
+    int pending;
+    uint64_t pending_since_ns;
     uint64_t sleep_ns;         /* current sleep */
-    int quiet;                 /* the last window was quiet */
-    int pending;               /* pending_since_ns is valid */
     int last_busy;             /* the trim being decided/recorded was a busy trim */
     /* refault watch after a trim: if the program takes the returned bytes back within
      * TS_REFAULT_WINDOW_NS the trim was futile */
@@ -103,23 +126,32 @@ struct ts_policy_state {
     uint64_t watch_rss_after;
     uint64_t watch_returned;
     /* counts, for tests and statistics */
-    uint64_t trims, futile, productive;
+    uint64_t trims, futile, productive, probes;
 };
 
-/* Starts the state from the first observation. */
-void ts_policy_init(struct ts_policy_state *st, const struct ts_config *cfg, const struct ts_obs *first);
+/* Starts the state from the first observation (a probe in it, if valid, is the baseline). */
+void ts_policy_init(struct ts_policy_state *st, const struct ts_config *cfg,
+                    const struct ts_obs *first);
 
-/* Takes one observation and decides. Updates st (prev, quiet stretch, refault watch). */
+/* Takes one observation and decides. With heap_valid == 0 the answer is SLEEP or PROBE (or, for
+ * the interval policy, PROBE); after a PROBE the caller probes, sets heap_valid and calls again
+ * with the same observation, and the answer is SLEEP or TRIM. */
 struct ts_decision ts_policy_decide(struct ts_policy_state *st, const struct ts_config *cfg,
                                     const struct ts_obs *obs);
 
-/* Records a trim done after a decision. before: the observation the decision was made on (its
- * freed counters become the new baseline; its time is the trim's start); after: an observation
- * taken right after malloc_trim returned (its time is the trim's end, and the next CPU window
- * starts there, so a program blocked on the arena lock during the trim is not taken for quiet).
- * Learns the cost and starts the refault watch. */
+/* Records a trim done after a TRIM decision. before: the observation the decision was made on
+ * (its time is the trim's start); after: an observation taken right after malloc_trim returned,
+ * with a probe (heap_valid) when possible: it becomes the new baseline. The next CPU window
+ * starts at after, so a program blocked on the arena lock during the trim is not taken for
+ * quiet. Learns the cost and starts the refault watch. */
 void ts_policy_trimmed(struct ts_policy_state *st, const struct ts_config *cfg,
                        const struct ts_obs *before, const struct ts_obs *after);
+
+/* The estimate of what a trim would return, from a probe: how much the resident memory that is
+ * not in use grew since the last trim, (rss - used) - (base_rss - base_used), at most the free
+ * bytes. Frees count (used drops, RSS stays); new live data does not (both grow); freed memory
+ * reused and freed again counts (RSS grows back, used does not). */
+uint64_t ts_policy_trimmable(const struct ts_policy_state *st, const struct ts_obs *obs);
 
 /* Bytes a trim returned, from RSS (never from malloc_trim's return value). */
 static inline uint64_t ts_returned(uint64_t rss_before, uint64_t rss_after)

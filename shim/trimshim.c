@@ -1,15 +1,18 @@
-/* libtrimshim runtime: the interposed free (accounting of freed bytes), the background thread
- * that observes the process and asks policy.c whether to trim, fork/exit handling, the C API.
+/* libtrimshim runtime: the background thread that observes the process (clocks, statm, and
+ * mallinfo2 probes when the policy asks), calls malloc_trim when policy.c says so, fork/exit
+ * handling, stand-down detection, the C API.
  *
  * Rules this file keeps (the shim runs inside arbitrary programs):
- *  - free() may run before the constructor, inside the dynamic linker, in a dying thread and in
- *    a forked child: it never allocates, never takes a lock, and resolves the next free with a
- *    per-thread recursion guard.
- *  - The background thread never allocates (malloc_trim, open/read/close of statm, clock_gettime,
- *    snprintf of integers, write), never takes the program's signals (created with all signals
- *    blocked; the creator's mask is restored), and never holds g_mu across a trim.
+ *  - It interposes nothing: no malloc/free wrapper (a forwarding free alone cost 6 % of a
+ *    malloc-bound loop), so it cannot break the program's allocation paths.
+ *  - The background thread never allocates (malloc_trim, mallinfo2, open/read/close of statm,
+ *    clock_gettime, snprintf of integers, write), never takes the program's signals (created
+ *    with all signals blocked; the creator's mask is restored), and never holds g_mu across a
+ *    trim or a probe.
  *  - Nothing waits for the thread at exit (it may be inside a trim of seconds): the destructor
  *    only tells it to stop; the library is NODELETE so its code stays mapped.
+ *  - fork: the child gets a fresh lock and its own trimmer thread (pthread_atfork); glibc's own
+ *    fork handling takes the arena locks, so a fork waits for a trim in progress, never deadlocks.
  */
 #define _GNU_SOURCE
 #include "trimshim.h"
@@ -38,145 +41,8 @@
 #endif
 
 #define EXPORT __attribute__((visibility("default")))
-#define TLS_IE __attribute__((tls_model("initial-exec")))
-#define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 extern char **environ;
-
-/* ------------------------------------------------------------------------------------------ */
-/* free accounting: one slot per thread (each thread writes only its own cache line), summed by
- * the background thread. Slot counters are never reset: a slot released by an exiting thread
- * keeps its count and the next owner adds to it, so the sum is monotonic. */
-
-#define TS_NSLOTS 256
-#define TS_GLIBC_IS_MMAPPED 0x2
-#define TS_GLIBC_SIZE_BITS 0x7
-#define TS_PAGE 4096u
-
-struct ts_slot {
-    _Atomic uint64_t bytes;
-    _Atomic uint64_t big_bytes;
-    _Atomic uint64_t big_chunks;
-    _Atomic int owner;
-} __attribute__((aligned(64)));
-
-static struct ts_slot g_slots[TS_NSLOTS];
-static struct ts_slot g_shared_slot; /* threads without a slot: atomic adds */
-static _Atomic unsigned g_slots_hw;  /* slots [0, hw) may have counts */
-static __thread struct ts_slot *tl_slot TLS_IE;
-static __thread int tl_resolving TLS_IE;
-static _Atomic int g_count;  /* 1: the program's malloc is glibc's, read chunk sizes */
-static _Atomic int g_key_ok; /* g_key created */
-static pthread_key_t g_key;
-
-typedef void (*free_fn)(void *);
-static _Atomic(free_fn) g_real_free;
-extern void __libc_free(void *);
-
-static free_fn resolve_free(void)
-{
-    free_fn f = atomic_load_explicit(&g_real_free, memory_order_acquire);
-    if (f)
-        return f;
-    if (tl_resolving)
-        return NULL; /* free called by dlsym itself: the caller leaks that pointer */
-    tl_resolving = 1;
-    void *sym = dlsym(RTLD_NEXT, "free");
-    tl_resolving = 0;
-    f = sym ? (free_fn)sym : __libc_free;
-    atomic_store_explicit(&g_real_free, f, memory_order_release);
-    return f;
-}
-
-static void slot_release(void *v)
-{
-    struct ts_slot *s = v;
-    tl_slot = &g_shared_slot; /* frees later in this thread's exit go to the shared slot */
-    if (s && s != &g_shared_slot)
-        atomic_store_explicit(&s->owner, 0, memory_order_release);
-}
-
-static struct ts_slot *claim_slot(void)
-{
-    if (!atomic_load_explicit(&g_key_ok, memory_order_acquire))
-        return &g_shared_slot; /* before the constructor: do not cache, try again later */
-    struct ts_slot *s = &g_shared_slot;
-    for (unsigned i = 0; i < TS_NSLOTS; i++) {
-        int zero = 0;
-        if (atomic_load_explicit(&g_slots[i].owner, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_strong_explicit(&g_slots[i].owner, &zero, 1,
-                                                    memory_order_acquire, memory_order_relaxed)) {
-            if (pthread_setspecific(g_key, &g_slots[i]) != 0) {
-                atomic_store_explicit(&g_slots[i].owner, 0, memory_order_release);
-                break;
-            }
-            s = &g_slots[i];
-            unsigned hw = atomic_load_explicit(&g_slots_hw, memory_order_relaxed);
-            while (hw < i + 1 &&
-                   !atomic_compare_exchange_weak_explicit(&g_slots_hw, &hw, i + 1,
-                                                          memory_order_relaxed,
-                                                          memory_order_relaxed))
-                ;
-            break;
-        }
-    }
-    tl_slot = s;
-    return s;
-}
-
-static inline void slot_add(struct ts_slot *s, _Atomic uint64_t *field, uint64_t v)
-{
-    if (s == &g_shared_slot)
-        atomic_fetch_add_explicit(field, v, memory_order_relaxed);
-    else /* only the owner writes: a plain load and store, no locked instruction */
-        atomic_store_explicit(field, atomic_load_explicit(field, memory_order_relaxed) + v,
-                              memory_order_relaxed);
-}
-
-static inline void account(const void *p)
-{
-    size_t h = ((const size_t *)p)[-1]; /* glibc chunk header: size | flags */
-    if (h & TS_GLIBC_IS_MMAPPED)
-        return; /* munmapped at once by free: nothing for a trim to do */
-    uint64_t sz = h & ~(size_t)TS_GLIBC_SIZE_BITS;
-    struct ts_slot *s = tl_slot;
-    if (UNLIKELY(!s))
-        s = claim_slot();
-    slot_add(s, &s->bytes, sz);
-    if (sz >= TS_PAGE) {
-        slot_add(s, &s->big_bytes, sz);
-        slot_add(s, &s->big_chunks, 1);
-    }
-}
-
-EXPORT void free(void *p)
-{
-    free_fn f = atomic_load_explicit(&g_real_free, memory_order_relaxed);
-    if (UNLIKELY(!f)) {
-        f = resolve_free();
-        if (!f)
-            return;
-    }
-    if (p && atomic_load_explicit(&g_count, memory_order_relaxed))
-        account(p);
-    f(p);
-}
-
-static void freed_totals(uint64_t *bytes, uint64_t *big_bytes, uint64_t *big_chunks)
-{
-    unsigned hw = atomic_load_explicit(&g_slots_hw, memory_order_relaxed);
-    uint64_t b = atomic_load_explicit(&g_shared_slot.bytes, memory_order_relaxed);
-    uint64_t bb = atomic_load_explicit(&g_shared_slot.big_bytes, memory_order_relaxed);
-    uint64_t bc = atomic_load_explicit(&g_shared_slot.big_chunks, memory_order_relaxed);
-    for (unsigned i = 0; i < hw && i < TS_NSLOTS; i++) {
-        b += atomic_load_explicit(&g_slots[i].bytes, memory_order_relaxed);
-        bb += atomic_load_explicit(&g_slots[i].big_bytes, memory_order_relaxed);
-        bc += atomic_load_explicit(&g_slots[i].big_chunks, memory_order_relaxed);
-    }
-    *bytes = b;
-    *big_bytes = bb;
-    *big_chunks = bc;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* observations */
@@ -215,15 +81,54 @@ static uint64_t read_rss(void)
     return pages * (uint64_t)g_page_size;
 }
 
+/* mallinfo2 (glibc >= 2.33) or mallinfo (int fields, older glibc), found with dlsym so the shim
+ * loads on any glibc. Same field order; declared here so no header version matters. */
+struct ts_mallinfo2 {
+    size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+struct ts_mallinfo {
+    int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+typedef struct ts_mallinfo2 (*mallinfo2_fn)(void);
+typedef struct ts_mallinfo (*mallinfo_fn)(void);
+static mallinfo2_fn g_mallinfo2;
+static mallinfo_fn g_mallinfo;
+
+static _Atomic uint64_t g_probes, g_probe_ns, g_heap_free, g_heap_used;
+
+/* fills the heap fields of o; returns 0, or -1 if glibc offers neither */
+static int probe(struct ts_obs *o)
+{
+    uint64_t t0 = ts_clock(CLOCK_MONOTONIC);
+    if (g_mallinfo2) {
+        struct ts_mallinfo2 m = g_mallinfo2();
+        o->heap_free_bytes = m.fordblks;
+        o->heap_used_bytes = m.uordblks + m.hblkhd;
+    } else if (g_mallinfo) {
+        struct ts_mallinfo m = g_mallinfo();
+        o->heap_free_bytes = (unsigned)m.fordblks;
+        o->heap_used_bytes = (uint64_t)(unsigned)m.uordblks + (unsigned)m.hblkhd;
+    } else {
+        return -1;
+    }
+    o->probe_ns = ts_clock(CLOCK_MONOTONIC) - t0;
+    o->heap_valid = 1;
+    atomic_fetch_add(&g_probes, 1);
+    atomic_fetch_add(&g_probe_ns, o->probe_ns);
+    atomic_store(&g_heap_free, o->heap_free_bytes);
+    atomic_store(&g_heap_used, o->heap_used_bytes);
+    return 0;
+}
+
 /* Only from the background thread (its own CPU time is subtracted). */
 static void observe(struct ts_obs *o)
 {
     uint64_t proc = ts_clock(CLOCK_PROCESS_CPUTIME_ID);
     uint64_t self = ts_clock(CLOCK_THREAD_CPUTIME_ID);
+    memset(o, 0, sizeof *o);
     o->now_ns = ts_clock(CLOCK_MONOTONIC);
     o->prog_cpu_ns = proc > self ? proc - self : 0;
     o->rss_bytes = read_rss();
-    freed_totals(&o->freed_bytes, &o->freed_big_bytes, &o->freed_big_chunks);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -303,9 +208,6 @@ static const char *fmt_ms(uint64_t ns, char *buf, size_t n)
 static _Atomic int g_state = TRIMSHIM_OFF;
 static _Atomic uint64_t g_trims, g_bg_trims, g_bytes_returned, g_trim_ns, g_max_trim_ns,
     g_last_trim_ns, g_last_bytes, g_futile, g_wakeups;
-static _Atomic uint64_t g_freed_base;   /* freed-bytes counter at the last trim (any kind) */
-static uint64_t g_freed_at_start;       /* freed counters when the process's shim started */
-static uint64_t g_freed_big_at_start;
 
 static uint64_t record_trim(uint64_t t0, uint64_t t1, uint64_t rss0, uint64_t rss1, int bg)
 {
@@ -334,6 +236,9 @@ static int g_thread_live; /* under g_mu: g_thread is a joinable thread */
 static int g_stop_req;    /* under g_mu */
 static _Atomic int g_exiting;
 static int g_standing_down; /* set once in the constructor */
+/* an explicit trim (trimshim_trim_now) publishes its result so the thread rebases on it */
+static uint64_t g_api_gen, g_api_rss, g_api_used; /* under g_mu */
+static int g_api_used_valid;
 
 static void cond_init(void)
 {
@@ -344,18 +249,22 @@ static void cond_init(void)
     pthread_condattr_destroy(&a);
 }
 
-/* Sleeps ns or until asked to stop. Returns 1 when the thread must end. */
-static int sleep_or_stop(uint64_t ns)
+/* Sleeps ns or until asked to stop. Returns 1 when the thread must end. Reports an explicit
+ * trim that happened meanwhile through *gen / *rss / *used. */
+static int sleep_or_stop(uint64_t ns, uint64_t *gen, uint64_t *rss, uint64_t *used, int *used_ok)
 {
     uint64_t deadline = ts_clock(CLOCK_MONOTONIC) + ns;
     struct timespec ts = {(time_t)(deadline / TS_NS_PER_S), (long)(deadline % TS_NS_PER_S)};
-    int stop;
     pthread_mutex_lock(&g_mu);
-    while (!(stop = g_stop_req) && !atomic_load(&g_exiting)) {
+    while (!g_stop_req && !atomic_load(&g_exiting)) {
         if (pthread_cond_timedwait(&g_cv, &g_mu, &ts) == ETIMEDOUT)
             break;
     }
-    stop = g_stop_req || atomic_load(&g_exiting);
+    int stop = g_stop_req || atomic_load(&g_exiting);
+    *gen = g_api_gen;
+    *rss = g_api_rss;
+    *used = g_api_used;
+    *used_ok = g_api_used_valid;
     pthread_mutex_unlock(&g_mu);
     return stop;
 }
@@ -369,48 +278,62 @@ static void *thread_main(void *arg)
     struct ts_obs o, after;
     enum ts_reason last_reason = TS_R_OFF;
     char b1[32], b2[32], b3[32], b4[32], b5[32];
+    uint64_t seen_gen = 0, api_gen, api_rss, api_used;
+    int api_used_ok;
 
     observe(&o);
+    probe(&o); /* the baseline: what is resident and in use when the trimmer starts */
     ts_policy_init(&st, cfg, &o);
-    uint64_t base = atomic_load(&g_freed_base);
-    if (base < st.at_trim.freed_bytes) /* freed before this thread: pending (e.g. forked child) */
-        st.at_trim.freed_bytes = base;
+    pthread_mutex_lock(&g_mu);
+    seen_gen = g_api_gen;
+    pthread_mutex_unlock(&g_mu);
     uint64_t sleep_ns = cfg->interval_ns;
 
-    while (!sleep_or_stop(sleep_ns)) {
+    while (!sleep_or_stop(sleep_ns, &api_gen, &api_rss, &api_used, &api_used_ok)) {
+        if (api_gen != seen_gen) { /* trimshim_trim_now ran: start from its result */
+            seen_gen = api_gen;
+            st.base_rss_bytes = api_rss;
+            if (api_used_ok)
+                st.base_used_bytes = api_used;
+            st.last_est = 0;
+            st.pending = 0;
+        }
         observe(&o);
         atomic_fetch_add(&g_wakeups, 1);
-        base = atomic_load(&g_freed_base);
-        if (base > st.at_trim.freed_bytes) /* trimshim_trim_now ran: its frees are done */
-            st.at_trim.freed_bytes = base;
         struct ts_decision d = ts_policy_decide(&st, cfg, &o);
-        atomic_store(&g_futile, st.futile);
+        if (d.action == TS_PROBE) {
+            if (probe(&o) != 0)
+                d.action = TS_SLEEP;
+            else
+                d = ts_policy_decide(&st, cfg, &o);
+        }
         if (cfg->verbose >= 2 && d.reason != last_reason)
-            logf_("trimshim: decision %s (cpu %s, freed since last trim %s, backoff %u, cost %s)",
+            logf_("trimshim: decision %s (program %s, trimmable %s, backoff %u, trim cost %s, "
+                  "probe cost %s)",
                   ts_reason_name(d.reason), st.quiet ? "quiet" : "busy",
-                  fmt_bytes(o.freed_bytes - st.at_trim.freed_bytes, b1, sizeof b1), st.backoff,
-                  fmt_ms(st.cost_ewma_ns, b2, sizeof b2));
+                  fmt_bytes(d.trimmable, b1, sizeof b1), st.backoff,
+                  fmt_ms(st.cost_ewma_ns, b2, sizeof b2),
+                  fmt_ms(st.probe_cost_ewma_ns, b3, sizeof b3));
         last_reason = d.reason;
         sleep_ns = d.sleep_ns;
-        if (!d.trim)
+        if (d.action != TS_TRIM)
             continue;
         if (atomic_load(&g_exiting))
             break;
-        uint64_t pending = o.freed_bytes - st.at_trim.freed_bytes;
-        atomic_store(&g_freed_base, o.freed_bytes);
         malloc_trim((size_t)cfg->pad);
         observe(&after);
         uint64_t n = record_trim(o.now_ns, after.now_ns, o.rss_bytes, after.rss_bytes, 1);
+        probe(&after); /* the new baseline */
         ts_policy_trimmed(&st, cfg, &o, &after);
         atomic_store(&g_futile, st.futile);
         if (cfg->verbose >= 1)
-            logf_("trimshim: trim %llu (%s): returned %s in %s (rss %s -> %s; freed since last "
-                  "trim %s)",
+            logf_("trimshim: trim %llu (%s): returned %s in %s (rss %s -> %s, estimated "
+                  "trimmable %s)",
                   (unsigned long long)n, ts_reason_name(d.reason),
                   fmt_bytes(ts_returned(o.rss_bytes, after.rss_bytes), b1, sizeof b1),
                   fmt_ms(after.now_ns - o.now_ns, b2, sizeof b2),
                   fmt_bytes(o.rss_bytes, b3, sizeof b3), fmt_bytes(after.rss_bytes, b4, sizeof b4),
-                  fmt_bytes(pending, b5, sizeof b5));
+                  fmt_bytes(d.trimmable, b5, sizeof b5));
     }
     return NULL;
 }
@@ -433,8 +356,7 @@ static int spawn_locked(void)
     if (rc != 0) {
         atomic_store(&g_state, TRIMSHIM_FAILED);
         if (g_cfg.verbose >= 1)
-            logf_("trimshim: cannot create the trimmer thread (%s); not trimming",
-                  strerrorname_np(rc) ? strerrorname_np(rc) : "error");
+            logf_("trimshim: cannot create the trimmer thread (error %d); not trimming", rc);
         return TRIMSHIM_FAILED;
     }
     g_thread_live = 1;
@@ -459,9 +381,6 @@ static void at_child(void)
     int was_running = g_thread_live && !g_stop_req;
     g_thread_live = 0;
     g_stop_req = 0;
-    for (unsigned i = 0; i < TS_NSLOTS; i++)
-        if (&g_slots[i] != tl_slot)
-            atomic_store_explicit(&g_slots[i].owner, 0, memory_order_relaxed);
     /* per-process statistics */
     atomic_store(&g_trims, 0);
     atomic_store(&g_bg_trims, 0);
@@ -472,9 +391,12 @@ static void at_child(void)
     atomic_store(&g_last_bytes, 0);
     atomic_store(&g_futile, 0);
     atomic_store(&g_wakeups, 0);
-    freed_totals(&g_freed_at_start, &g_freed_big_at_start, &(uint64_t){0});
+    atomic_store(&g_probes, 0);
+    atomic_store(&g_probe_ns, 0);
     if (was_running && !atomic_load(&g_exiting))
         spawn_locked(); /* the child gets its own trimmer */
+    else if (was_running)
+        atomic_store(&g_state, TRIMSHIM_STOPPED);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -491,25 +413,27 @@ static int running_on_valgrind(void)
 #endif
 }
 
-/* Is the malloc the program resolves glibc's own, and does our free forward to glibc's? */
+/* Are the malloc and free the program resolves glibc's own? Names the culprit if not. */
 static int over_glibc_malloc(const char **who)
 {
-    void *def = dlsym(RTLD_DEFAULT, "malloc");
+    void *def_malloc = dlsym(RTLD_DEFAULT, "malloc");
+    void *def_free = dlsym(RTLD_DEFAULT, "free");
     void *h = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
     void *libc_malloc = h ? dlsym(h, "malloc") : NULL;
     void *libc_free = h ? dlsym(h, "free") : NULL;
     if (h)
         dlclose(h);
-    free_fn next = resolve_free();
     *who = "?";
-    if (def && def == libc_malloc && next && (void *)next == libc_free)
+    if (!h) {
+        *who = "no libc.so.6 in the process";
+        return 0;
+    }
+    if (def_malloc && def_malloc == libc_malloc && def_free && def_free == libc_free)
         return 1;
     Dl_info info;
-    void *culprit = (def && def != libc_malloc) ? def : (void *)next;
+    void *culprit = def_malloc != libc_malloc ? def_malloc : def_free;
     if (culprit && dladdr(culprit, &info) && info.dli_fname && *info.dli_fname)
         *who = info.dli_fname;
-    else if (!h)
-        *who = "no libc.so.6";
     return 0;
 }
 
@@ -525,8 +449,8 @@ static void open_log(void)
     char esc[96], line[256];
     int e = errno;
     ts_escape_value(g_cfg.log_path, esc, sizeof esc);
-    snprintf(line, sizeof line, "trimshim: TRIMSHIM_LOG=\"%s\": cannot open (%s); using stderr\n",
-             esc, strerrorname_np(e) ? strerrorname_np(e) : "error");
+    snprintf(line, sizeof line,
+             "trimshim: TRIMSHIM_LOG=\"%s\": cannot open (errno %d); using stderr\n", esc, e);
     report_stderr(line, NULL);
 }
 
@@ -538,19 +462,16 @@ __attribute__((constructor)) static void ts_init(void)
     long ps = sysconf(_SC_PAGESIZE);
     if (ps > 0)
         g_page_size = ps;
-    resolve_free();
     ts_config_from_env(&g_cfg, environ, report_stderr, NULL);
     open_log();
     cond_init();
-    if (pthread_key_create(&g_key, slot_release) == 0)
-        atomic_store_explicit(&g_key_ok, 1, memory_order_release);
 
     const char *who = NULL;
     if (running_on_valgrind()) {
         g_standing_down = 1;
         atomic_store(&g_state, TRIMSHIM_VALGRIND);
         if (g_cfg.verbose >= 1)
-            logf_("trimshim: standing down: running under valgrind (no thread, free untouched)");
+            logf_("trimshim: standing down: running under valgrind (no thread)");
         return;
     }
     if (!over_glibc_malloc(&who)) {
@@ -562,8 +483,9 @@ __attribute__((constructor)) static void ts_init(void)
                   who);
         return;
     }
-    atomic_store_explicit(&g_count, 1, memory_order_release);
-    freed_totals(&g_freed_at_start, &g_freed_big_at_start, &(uint64_t){0});
+    g_mallinfo2 = (mallinfo2_fn)dlsym(RTLD_DEFAULT, "mallinfo2");
+    if (!g_mallinfo2)
+        g_mallinfo = (mallinfo_fn)dlsym(RTLD_DEFAULT, "mallinfo");
     pthread_atfork(at_prepare, at_parent, at_child);
     if (g_cfg.policy == TS_POLICY_OFF) {
         atomic_store(&g_state, TRIMSHIM_OFF);
@@ -606,9 +528,8 @@ __attribute__((destructor)) static void ts_fini(void)
 EXPORT int trimshim_start(void)
 {
     ts_init();
-    int st = atomic_load(&g_state);
     if (g_standing_down)
-        return st;
+        return atomic_load(&g_state);
     if (g_cfg.policy == TS_POLICY_OFF)
         return TRIMSHIM_OFF;
     pthread_mutex_lock(&g_mu);
@@ -640,17 +561,21 @@ EXPORT void trimshim_stop(void)
 EXPORT uint64_t trimshim_trim_now(size_t pad)
 {
     ts_init();
-    uint64_t fb, fbb, fbc;
-    freed_totals(&fb, &fbb, &fbc);
     uint64_t rss0 = read_rss();
     uint64_t t0 = ts_clock(CLOCK_MONOTONIC);
     malloc_trim(pad);
     uint64_t t1 = ts_clock(CLOCK_MONOTONIC);
     uint64_t rss1 = read_rss();
-    uint64_t base = atomic_load(&g_freed_base);
-    while (fb > base && !atomic_compare_exchange_weak(&g_freed_base, &base, fb))
-        ;
     uint64_t n = record_trim(t0, t1, rss0, rss1, 0);
+    struct ts_obs o;
+    memset(&o, 0, sizeof o);
+    int used_ok = !g_standing_down && probe(&o) == 0;
+    pthread_mutex_lock(&g_mu);
+    g_api_gen++;
+    g_api_rss = rss1;
+    g_api_used = o.heap_used_bytes;
+    g_api_used_valid = used_ok;
+    pthread_mutex_unlock(&g_mu);
     if (g_cfg.verbose >= 1 && !g_standing_down) {
         char b1[32], b2[32];
         logf_("trimshim: trim %llu (api): returned %s in %s", (unsigned long long)n,
@@ -664,8 +589,6 @@ EXPORT void trimshim_get_stats(struct trimshim_stats *out)
     ts_init();
     struct trimshim_stats s;
     memset(&s, 0, sizeof s);
-    uint64_t fb, fbb, fbc;
-    freed_totals(&fb, &fbb, &fbc);
     s.trims = atomic_load(&g_trims);
     s.background_trims = atomic_load(&g_bg_trims);
     s.bytes_returned = atomic_load(&g_bytes_returned);
@@ -675,8 +598,10 @@ EXPORT void trimshim_get_stats(struct trimshim_stats *out)
     s.last_bytes_returned = atomic_load(&g_last_bytes);
     s.futile_trims = atomic_load(&g_futile);
     s.wakeups = atomic_load(&g_wakeups);
-    s.freed_bytes = fb - g_freed_at_start;
-    s.freed_big_bytes = fbb - g_freed_big_at_start;
+    s.probes = atomic_load(&g_probes);
+    s.probe_ns = atomic_load(&g_probe_ns);
+    s.heap_free_bytes = atomic_load(&g_heap_free);
+    s.heap_used_bytes = atomic_load(&g_heap_used);
     s.state = atomic_load(&g_state);
     s.policy = (int)g_cfg.policy;
     *out = s;

@@ -38,8 +38,10 @@ struct trimshim_stats {
     uint64_t last_bytes_returned; /* the last trim's RSS drop */
     uint64_t futile_trims;        /* background trims judged futile (little back, or taken back) */
     uint64_t wakeups;             /* background observations */
-    uint64_t freed_bytes;         /* bytes freed through free() since the shim started (glibc) */
-    uint64_t freed_big_bytes;     /* of which in chunks of at least a page */
+    uint64_t probes;              /* heap probes (mallinfo2), background and after trims */
+    uint64_t probe_ns;            /* wall time spent in them */
+    uint64_t heap_free_bytes;     /* the last probe: free bytes malloc holds (all arenas) */
+    uint64_t heap_used_bytes;     /* the last probe: bytes in use, incl. mmapped chunks */
     int state;                    /* enum trimshim_state */
     int policy;                   /* 0 adaptive, 1 interval, 2 off */
 };

@@ -152,7 +152,7 @@ START_TEST(defaults)
     ck_assert_uint_eq(c.threshold, d.threshold);
     ck_assert_uint_eq(c.pad, 0);
     ck_assert_uint_eq(c.budget_ppm, 20000);
-    ck_assert_uint_eq(c.busy_wait_ns, 15 * TS_NS_PER_S);
+    ck_assert_uint_eq(c.busy_wait_ns, 10 * TS_NS_PER_S);
     ck_assert_int_eq(c.verbose, 0);
     ck_assert_ptr_null(c.log_path);
     ck_assert_int_eq(parse(NULL, &c, &l), 0);

@@ -166,41 +166,32 @@ START_TEST(trim_now_counts_rss)
     ck_assert_uint_eq(b.bytes_returned, a.bytes_returned + back);
     ck_assert_uint_ge(b.trim_ns, a.trim_ns);
     ck_assert_uint_eq(b.last_bytes_returned, back);
-    if (!ON_VALGRIND) {
-        /* most of 25 MiB, unless the background trimmer got there first */
+    if (!ON_VALGRIND) /* most of 25 MiB, unless the background trimmer got there first */
         ck_assert_uint_ge(back + (b.background_trims - a.background_trims) * 16 * 1024 * 1024,
                           16 * 1024 * 1024);
-        ck_assert_uint_ge(b.freed_bytes - a.freed_bytes, (uint64_t)N * 64 * 1024);
-    }
     for (int i = 0; i < N; i++)
         free(node[i]);
 }
 END_TEST
 
-START_TEST(free_accounting)
+START_TEST(probe_statistics)
 {
     if (ON_VALGRIND)
-        return; /* stood down: free is only forwarded */
+        return;
     struct trimshim_stats a, b;
     trimshim_get_stats(&a);
-    void *small = malloc(100);
-    void *page = malloc(8192);
-    void *huge = malloc(64 << 20); /* mmapped: munmapped by free, not counted */
-    void *al = aligned_alloc(4096, 16384);
-    use(small);
-    use(page);
-    use(huge);
-    use(al);
-    free(small);
-    free(page);
-    free(huge);
-    free(al);
-    free(NULL);
+    enum { N = 200 };
+    static void *blk[N];
+    for (int i = 0; i < N; i++) {
+        blk[i] = malloc(64 * 1024);
+        memset(blk[i], 1, 64 * 1024);
+    }
+    for (int i = 0; i < N; i++)
+        free(blk[i]);
+    trimshim_trim_now(0); /* probes after the trim, for the background trimmer's baseline */
     trimshim_get_stats(&b);
-    uint64_t d = b.freed_bytes - a.freed_bytes;
-    ck_assert_uint_ge(d, 100 + 8192 + 16384);
-    ck_assert_uint_lt(d, 100 + 8192 + 16384 + 4096 + 256);
-    ck_assert_uint_ge(b.freed_big_bytes - a.freed_big_bytes, 8192 + 16384);
+    ck_assert_uint_gt(b.probes, a.probes);
+    ck_assert_uint_gt(b.heap_used_bytes, 0);
 }
 END_TEST
 
@@ -320,7 +311,7 @@ START_TEST(short_lived_threads_100)
     }
     trimshim_get_stats(&b);
     if (!ON_VALGRIND)
-        ck_assert_uint_ge(b.freed_big_bytes - a.freed_big_bytes, 100ull * 100 * 8192);
+        ck_assert_int_eq(b.state, TRIMSHIM_RUNNING);
 }
 END_TEST
 
@@ -336,9 +327,9 @@ static void *wait_and_free(void *arg)
     return NULL;
 }
 
-START_TEST(more_threads_than_slots)
+START_TEST(many_threads_at_once)
 {
-    /* 300 threads alive at once (the shim has 256 per-thread counters; the rest share one) */
+    /* 300 threads alive at once, all allocating and freeing, while the trimmer runs */
     enum { T = 300 };
     static pthread_t t[T];
     struct trimshim_stats a, b;
@@ -360,7 +351,7 @@ START_TEST(more_threads_than_slots)
         pthread_join(t[i], NULL);
     trimshim_get_stats(&b);
     if (!ON_VALGRIND)
-        ck_assert_uint_ge(b.freed_big_bytes - a.freed_big_bytes, (uint64_t)made * 5000);
+        ck_assert_int_eq(b.state, TRIMSHIM_RUNNING);
 }
 END_TEST
 
@@ -542,13 +533,13 @@ int main(void)
     tcase_add_test(tc, api_state);
     tcase_add_test(tc, start_stop);
     tcase_add_test(tc, trim_now_counts_rss);
-    tcase_add_test(tc, free_accounting);
+    tcase_add_test(tc, probe_statistics);
     tcase_add_test(tc, shim_thread_blocks_all_signals);
     tcase_add_test(tc, caller_mask_untouched);
     tcase_add_test(tc, process_signals_reach_program_threads);
     tcase_add_test(tc, fork_exec_1000);
     tcase_add_test(tc, short_lived_threads_100);
-    tcase_add_test(tc, more_threads_than_slots);
+    tcase_add_test(tc, many_threads_at_once);
     tcase_add_test(tc, concurrent_explicit_trims);
     tcase_add_test(tc, fork_while_trim_runs);
     tcase_add_test(tc, child_gets_working_trimmer);

@@ -79,10 +79,10 @@ static void print_stats(const char *what)
         printf("{\"%s\":1,\"shim\":\"absent\"}\n", what);
     } else {
         printf("{\"%s\":1,\"shim\":\"%d\",\"trims\":%llu,\"bg_trims\":%llu,\"bytes_returned\":%llu,"
-               "\"trim_ns\":%llu,\"futile\":%llu,\"freed_bytes\":%llu,\"wakeups\":%llu}\n",
+               "\"trim_ns\":%llu,\"futile\":%llu,\"probes\":%llu,\"wakeups\":%llu}\n",
                what, s.state, (unsigned long long)s.trims, (unsigned long long)s.background_trims,
                (unsigned long long)s.bytes_returned, (unsigned long long)s.trim_ns,
-               (unsigned long long)s.futile_trims, (unsigned long long)s.freed_bytes,
+               (unsigned long long)s.futile_trims, (unsigned long long)s.probes,
                (unsigned long long)s.wakeups);
     }
     fflush(stdout);
