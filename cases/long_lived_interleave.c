@@ -1,13 +1,10 @@
 /* Pins the search-service pattern: a long-lived index grows while short-lived query buffers come and go across threads; index entries land in the buffers' holes and pin them, so RSS ends at several times the live data; malloc_trim(0) returns the rest. */
-#define _POSIX_C_SOURCE 200809L
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "scenario.h"
 
-#define MAX_THREADS 64
 /* Queries in flight per thread: buffers live a short while, so the index entries allocated
  * meanwhile fall into the holes their predecessors left. */
 #define WINDOW 32
@@ -17,9 +14,9 @@ struct entry {
     uint64_t doc, offset, score, pad; /* 40 B (a 48 B chunk): a plausible index posting */
 };
 
-static struct entry *index_heads[MAX_THREADS];
+static struct entry *index_heads[SCENARIO_MAX_WORKERS];
 static long queries_per_thread, max_query_size;
-static pthread_barrier_t served, measured_peak, freed;
+static struct scenario_workers workers;
 
 /* Query sizes from a per-thread xorshift: reproducible and free of libc's shared rand() lock. */
 static uint64_t next_random(uint64_t *state)
@@ -54,11 +51,9 @@ static void *server(void *arg)
         e->next = *index;
         *index = e;
     }
-    pthread_barrier_wait(&served);
-    pthread_barrier_wait(&measured_peak);
+    scenario_worker_at_peak(&workers);
     for (int i = 0; i < WINDOW; i++)
         free(window[i]);
-    pthread_barrier_wait(&freed);
     return NULL;
 }
 
@@ -68,29 +63,23 @@ int main(int argc, char **argv)
     const struct scenario_option options[] = {
         {"--count", &queries, 1, 100000000L},
         {"--size", &max_query_size, 1, 1L << 26},
-        {"--threads", &threads, 1, MAX_THREADS},
+        {"--threads", &threads, 1, SCENARIO_MAX_WORKERS},
         {0},
     };
-    pthread_t tids[MAX_THREADS];
+    void *args[SCENARIO_MAX_WORKERS];
     struct scenario s;
 
     max_query_size = 60 * 1024;
     scenario_init(&s, "long_lived_interleave", options, argc, argv);
     queries_per_thread = queries / threads;
-    pthread_barrier_init(&served, NULL, (unsigned)threads + 1);
-    pthread_barrier_init(&measured_peak, NULL, (unsigned)threads + 1);
-    pthread_barrier_init(&freed, NULL, (unsigned)threads + 1);
+    for (long t = 0; t < threads; t++)
+        args[t] = &index_heads[t];
     scenario_phase(&s, "baseline");
 
-    for (long t = 0; t < threads; t++)
-        if (pthread_create(&tids[t], NULL, server, &index_heads[t]) != 0)
-            return 1;
-    pthread_barrier_wait(&served);
+    scenario_workers_start(&workers, threads, server, args);
+    scenario_workers_wait_peak(&workers);
     scenario_phase(&s, "peak");
-    pthread_barrier_wait(&measured_peak);
-    pthread_barrier_wait(&freed);
-    for (long t = 0; t < threads; t++)
-        pthread_join(tids[t], NULL);
+    scenario_workers_join(&workers);
 
     for (long t = 0; t < threads; t++)
         for (struct entry *e = index_heads[t]; e; e = e->next)

@@ -179,3 +179,36 @@ void scenario_finish(struct scenario *s)
     }
     exit(0);
 }
+
+void scenario_workers_start(struct scenario_workers *w, long count, void *(*fn)(void *), void **args)
+{
+    w->count = count;
+    /* The workers plus the case's own thread meet at both barriers. */
+    pthread_barrier_init(&w->at_peak, NULL, (unsigned)count + 1);
+    pthread_barrier_init(&w->peak_measured, NULL, (unsigned)count + 1);
+    for (long t = 0; t < count; t++) {
+        if (pthread_create(&w->tids[t], NULL, fn, args[t]) != 0) {
+            /* Before any measurement, so stdio's buffer cannot skew one. */
+            fprintf(stderr, "cannot start worker thread %ld of %ld\n", t + 1, count);
+            exit(1);
+        }
+    }
+}
+
+void scenario_workers_wait_peak(struct scenario_workers *w)
+{
+    pthread_barrier_wait(&w->at_peak);
+}
+
+void scenario_worker_at_peak(struct scenario_workers *w)
+{
+    pthread_barrier_wait(&w->at_peak);
+    pthread_barrier_wait(&w->peak_measured);
+}
+
+void scenario_workers_join(struct scenario_workers *w)
+{
+    pthread_barrier_wait(&w->peak_measured);
+    for (long t = 0; t < w->count; t++)
+        pthread_join(w->tids[t], NULL);
+}

@@ -4,6 +4,7 @@
 #ifndef SCENARIO_H
 #define SCENARIO_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "rssprobe.h"
@@ -45,6 +46,23 @@ int scenario_keep(struct scenario *s, const void *ptr, size_t size);
  * Then exit(0) with the live objects still allocated, as the seed's program ends: memcheck then
  * reports them as still reachable (a return from main would run destructors and free them). */
 void scenario_finish(struct scenario *s) __attribute__((noreturn));
+
+/* Worker threads that allocate, stop at the peak until the case has measured it, then free and
+ * end. The case: scenario_workers_start, scenario_workers_wait_peak, scenario_phase(s, "peak"),
+ * scenario_workers_join. A worker: allocate, scenario_worker_at_peak, free, return. */
+#define SCENARIO_MAX_WORKERS 64
+
+struct scenario_workers {
+    long count;
+    pthread_t tids[SCENARIO_MAX_WORKERS];
+    pthread_barrier_t at_peak, peak_measured;
+};
+
+/* Starts count workers running fn(args[i]); exits with status 1 when a thread cannot start. */
+void scenario_workers_start(struct scenario_workers *w, long count, void *(*fn)(void *), void **args);
+void scenario_workers_wait_peak(struct scenario_workers *w);
+void scenario_worker_at_peak(struct scenario_workers *w);
+void scenario_workers_join(struct scenario_workers *w);
 
 #ifdef __cplusplus
 }

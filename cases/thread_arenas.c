@@ -1,12 +1,8 @@
 /* Pins retention in per-thread arenas: worker threads interleave blocks with small live nodes in arenas of their own, free the blocks and go idle; RSS stays, MALLOC_ARENA_MAX does not change that, and malloc_trim(0) reaches every arena. */
-#define _POSIX_C_SOURCE 200809L
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "scenario.h"
-
-#define MAX_THREADS 64
 
 struct node {
     struct node *next;
@@ -14,9 +10,9 @@ struct node {
 };
 
 /* One list per worker, rooted in globals so memcheck finds every node reachable at exit. */
-static struct node *heads[MAX_THREADS];
+static struct node *heads[SCENARIO_MAX_WORKERS];
 static long blocks_per_thread, block_size;
-static pthread_barrier_t allocated, measured_peak, freed;
+static struct scenario_workers workers;
 
 static void *worker(void *arg)
 {
@@ -32,13 +28,11 @@ static void *worker(void *arg)
         n->next = *head;
         *head = n;
     }
-    pthread_barrier_wait(&allocated);
-    pthread_barrier_wait(&measured_peak);
+    scenario_worker_at_peak(&workers);
     for (struct node *n = *head; n; n = n->next) {
         free(n->block);
         n->block = NULL;
     }
-    pthread_barrier_wait(&freed);
     return NULL;
 }
 
@@ -48,29 +42,23 @@ int main(int argc, char **argv)
     const struct scenario_option options[] = {
         {"--count", &count, 1, 100000000L},
         {"--size", &block_size, 1, 1L << 30},
-        {"--threads", &threads, 1, MAX_THREADS},
+        {"--threads", &threads, 1, SCENARIO_MAX_WORKERS},
         {0},
     };
-    pthread_t tids[MAX_THREADS];
+    void *args[SCENARIO_MAX_WORKERS];
     struct scenario s;
 
     block_size = 64 * 1024;
     scenario_init(&s, "thread_arenas", options, argc, argv);
     blocks_per_thread = count / threads;
-    pthread_barrier_init(&allocated, NULL, (unsigned)threads + 1);
-    pthread_barrier_init(&measured_peak, NULL, (unsigned)threads + 1);
-    pthread_barrier_init(&freed, NULL, (unsigned)threads + 1);
+    for (long t = 0; t < threads; t++)
+        args[t] = &heads[t];
     scenario_phase(&s, "baseline");
 
-    for (long t = 0; t < threads; t++)
-        if (pthread_create(&tids[t], NULL, worker, &heads[t]) != 0)
-            return 1;
-    pthread_barrier_wait(&allocated);
+    scenario_workers_start(&workers, threads, worker, args);
+    scenario_workers_wait_peak(&workers);
     scenario_phase(&s, "peak");
-    pthread_barrier_wait(&measured_peak);
-    pthread_barrier_wait(&freed);
-    for (long t = 0; t < threads; t++)
-        pthread_join(tids[t], NULL);
+    scenario_workers_join(&workers);
 
     for (long t = 0; t < threads; t++)
         for (struct node *n = heads[t]; n; n = n->next)
