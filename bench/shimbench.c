@@ -121,6 +121,23 @@ static void naive_end(void)
     }
 }
 
+/* ---- what the trimmer did during a window (the busy phase) ---- */
+struct snap {
+    struct trimshim_stats s;
+    uint64_t naive_trims, naive_ns;
+};
+
+static void take(struct snap *n)
+{
+    typedef void (*stats_fn)(struct trimshim_stats *);
+    stats_fn f = (stats_fn)dlsym(RTLD_DEFAULT, "trimshim_get_stats");
+    memset(n, 0, sizeof *n);
+    if (f)
+        f(&n->s);
+    n->naive_trims = atomic_load(&naive_trims);
+    n->naive_ns = atomic_load(&naive_ns);
+}
+
 /* ---- output ---- */
 static char out[8192];
 static size_t outlen;
@@ -140,6 +157,20 @@ static const char *state_name(int st)
     static const char *const names[] = {"running", "stopped", "off", "not-glibc", "valgrind",
                                         "failed"};
     return st >= 0 && st <= 5 ? names[st] : "unknown";
+}
+
+static void put_window(const char *name, const struct snap *a, const struct snap *b)
+{
+    put(",\"%s_trims\":%llu,\"%s_trim_ms\":%.1f,\"%s_shim_cpu_ms\":%.1f,"
+        "\"%s_shim_probes\":%llu,\"%s_shim_probe_ms\":%.2f,\"%s_shim_wakeups\":%llu",
+        name,
+        (unsigned long long)(b->s.background_trims - a->s.background_trims + b->naive_trims -
+                             a->naive_trims),
+        name, (double)(b->s.trim_ns - a->s.trim_ns + b->naive_ns - a->naive_ns) / 1e6, name,
+        (double)(b->s.thread_cpu_ns - a->s.thread_cpu_ns) / 1e6, name,
+        (unsigned long long)(b->s.probes - a->s.probes), name,
+        (double)(b->s.probe_ns - a->s.probe_ns) / 1e6, name,
+        (unsigned long long)(b->s.wakeups - a->s.wakeups));
 }
 
 static void put_common_tail(long ref_kb, uint64_t ref_trim_ns)
@@ -209,6 +240,8 @@ static int run_churn(int threads, long ops, int idle_s)
     if (threads > 16)
         threads = 16;
     naive_start();
+    struct snap sa, sb;
+    take(&sa);
     uint64_t w0 = now_ns(), c0 = clk(CLOCK_PROCESS_CPUTIME_ID);
     for (int i = 0; i < threads; i++) {
         args[i].ops = ops;
@@ -219,6 +252,7 @@ static int run_churn(int threads, long ops, int idle_s)
     for (int i = 0; i < threads; i++)
         pthread_join(t[i], NULL);
     uint64_t w1 = now_ns(), c1 = clk(CLOCK_PROCESS_CPUTIME_ID);
+    take(&sb);
     long peak = rss_kb();
     for (int i = 0; i < threads; i++)
         for (int k = 0; k < CHURN_SLOTS; k++) {
@@ -241,6 +275,7 @@ static int run_churn(int threads, long ops, int idle_s)
         "\"reach_ms\":%ld",
         threads, ops, (double)(w1 - w0) / 1e9, (double)(c1 - c0) / 1e9, peak, after_free,
         after_idle, reach_ms(ref * 105 / 100, -1, 0));
+    put_window("busy", &sa, &sb);
     put_common_tail(ref, ref_ns);
     return 0;
 }
@@ -255,6 +290,7 @@ static int run_frag(long chunks, int busy_s, int quiet_s)
     for (long i = 0; i < chunks; i++) {
         big[i] = malloc(8192);
         memset(big[i], 1, 8192);
+        __asm__ volatile("" : : "r"(big[i]) : "memory"); /* keep the memset: freed unread */
         live[i] = malloc(32);
     }
     uint64_t build_ns = now_ns() - b0;
@@ -264,6 +300,8 @@ static int run_frag(long chunks, int busy_s, int quiet_s)
     free(big);
     t_origin = now_ns();
     long after_free = rss_kb();
+    struct snap sa, sb;
+    take(&sa);
 
     /* busy: small malloc/free over a pool of 1024 live objects, single thread */
     enum { POOL = 1024 };
@@ -293,6 +331,7 @@ static int run_frag(long chunks, int busy_s, int quiet_s)
             break;
     }
     uint64_t busy_ns = now_ns() - t_origin;
+    take(&sb);
     long after_busy = rss_kb();
     uint32_t quiet_at = (uint32_t)((now_ns() - t_origin) / 1000000ull);
     uint64_t quiet_end = now_ns() + (uint64_t)quiet_s * 1000000000ull;
@@ -314,6 +353,7 @@ static int run_frag(long chunks, int busy_s, int quiet_s)
         chunks, (double)build_ns / 1e9, (double)busy_ns / 1e9, (unsigned long long)ops,
         (double)ops / ((double)busy_ns / 1e9), (unsigned long long)ops_8s, peak, after_free,
         after_busy, after_quiet, busy_reach, quiet_reach);
+    put_window("busy", &sa, &sb);
     put_common_tail(ref, ref_ns);
     for (int k = 0; k < POOL; k++)
         free(pool[k]);
@@ -336,6 +376,7 @@ static int run_seed(long count, int idle_s)
     for (long i = 0; i < count; i++) {
         char *m = malloc(64 * 1024);
         memset(m, 'a', 64 * 1024);
+        __asm__ volatile("" : : "r"(m) : "memory");
         struct node *n = malloc(sizeof *n); /* 24 B, like a std::list<char*> node */
         n->block = m;
         n->next = head;

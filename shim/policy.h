@@ -46,7 +46,7 @@ struct ts_config {
 #define TS_QUIET_BUDGET_PPM 100000u     /* quiet program: trims may take 10 % of wall time */
 #define TS_PROBE_BUDGET_PPM 10000u      /* probes may take 1 % of wall time */
 #define TS_MIN_ACTIVITY_NS 20000ull     /* < 20 us of program CPU since the last look: unchanged */
-#define TS_BUSY_PROBE_NS (5ull * TS_NS_PER_S) /* busy program: look at most every 5 s */
+#define TS_BUSY_PROBE_NS (2ull * TS_NS_PER_S) /* busy program: look at most every 2 s */
 #define TS_BUSY_MIN (64ull << 20)       /* busy program: at least 64 MiB newly free to trim */
 #define TS_BUSY_USEFUL (16ull << 20)    /* a busy trim returning less than this was futile */
 #define TS_MAX_BACKOFF 64u

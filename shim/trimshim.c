@@ -239,6 +239,10 @@ static int g_standing_down; /* set once in the constructor */
 /* an explicit trim (trimshim_trim_now) publishes its result so the thread rebases on it */
 static uint64_t g_api_gen, g_api_rss, g_api_used; /* under g_mu */
 static int g_api_used_valid;
+/* the baseline after the last trim, for a trimmer restarted in this process or a forked child:
+ * what was trimmed then does not count again (the first trimmer counts all free memory) */
+static uint64_t g_base_rss, g_base_used; /* under g_mu */
+static int g_have_base;
 
 static void cond_init(void)
 {
@@ -286,6 +290,11 @@ static void *thread_main(void *arg)
     ts_policy_init(&st, cfg, &o);
     pthread_mutex_lock(&g_mu);
     seen_gen = g_api_gen;
+    if (g_have_base && o.heap_valid) {
+        st.base_rss_bytes = g_base_rss;
+        st.base_used_bytes = g_base_used;
+        st.last_est = ts_policy_trimmable(&st, &o);
+    }
     pthread_mutex_unlock(&g_mu);
     uint64_t sleep_ns = cfg->interval_ns;
 
@@ -326,6 +335,11 @@ static void *thread_main(void *arg)
         probe(&after); /* the new baseline */
         ts_policy_trimmed(&st, cfg, &o, &after);
         atomic_store(&g_futile, st.futile);
+        pthread_mutex_lock(&g_mu);
+        g_base_rss = st.base_rss_bytes;
+        g_base_used = st.base_used_bytes;
+        g_have_base = 1;
+        pthread_mutex_unlock(&g_mu);
         if (cfg->verbose >= 1)
             logf_("trimshim: trim %llu (%s): returned %s in %s (rss %s -> %s, estimated "
                   "trimmable %s)",
@@ -575,6 +589,11 @@ EXPORT uint64_t trimshim_trim_now(size_t pad)
     g_api_rss = rss1;
     g_api_used = o.heap_used_bytes;
     g_api_used_valid = used_ok;
+    if (used_ok) {
+        g_base_rss = rss1;
+        g_base_used = o.heap_used_bytes;
+        g_have_base = 1;
+    }
     pthread_mutex_unlock(&g_mu);
     if (g_cfg.verbose >= 1 && !g_standing_down) {
         char b1[32], b2[32];
@@ -604,6 +623,11 @@ EXPORT void trimshim_get_stats(struct trimshim_stats *out)
     s.heap_used_bytes = atomic_load(&g_heap_used);
     s.state = atomic_load(&g_state);
     s.policy = (int)g_cfg.policy;
+    pthread_mutex_lock(&g_mu);
+    clockid_t cid;
+    if (g_thread_live && pthread_getcpuclockid(g_thread, &cid) == 0)
+        s.thread_cpu_ns = ts_clock(cid);
+    pthread_mutex_unlock(&g_mu);
     *out = s;
 }
 

@@ -42,6 +42,8 @@ struct trimshim_stats {
     uint64_t probe_ns;            /* wall time spent in them */
     uint64_t heap_free_bytes;     /* the last probe: free bytes malloc holds (all arenas) */
     uint64_t heap_used_bytes;     /* the last probe: bytes in use, incl. mmapped chunks */
+    uint64_t thread_cpu_ns;       /* CPU time of the background thread so far (its whole cost:
+                                   * wake-ups, probes, trims); 0 when none runs */
     int state;                    /* enum trimshim_state */
     int policy;                   /* 0 adaptive, 1 interval, 2 off */
 };

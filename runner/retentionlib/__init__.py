@@ -13,5 +13,6 @@ Modules:
   metrics   metric computation and checks against bounds
   runner    runs case x cell and judges the result
   report    table, JSON, JUnit
+  explain   retention explain PID: a live process's RSS through gdb and malloc_info (leak or retention?)
   cli       the command line
 """

@@ -9,6 +9,9 @@
     idle = 2                           (optional; shim cell settle seconds, default 2)
     env = NAME=VALUE NAME2=VALUE       (optional; every cell)
     env.CELL = NAME=VALUE              (optional; one cell)
+    thp = disable                      (optional; run every cell with transparent hugepages
+                                        disabled for the case: prctl(PR_SET_THP_DISABLE), inherited
+                                        across fork and exec; default 'system': the system's mode)
 
 '#' starts a comment only at the start of a line; a '#' inside a value is refused, since it
 would otherwise be passed to the program as an argument."""
@@ -22,11 +25,12 @@ from . import cells as cellmod
 from .errors import ConfigError
 from .lines import COMMENT, CONTENT, SECTION, parse_lines, read_text
 
-KEYS = ('program', 'args', 'cells', 'timeout', 'memcheck_args', 'idle', 'env')
+KEYS = ('program', 'args', 'cells', 'timeout', 'memcheck_args', 'idle', 'env', 'thp')
 REQUIRED = ('program', 'cells')
 MAY_BE_EMPTY = ('args', 'memcheck_args', 'env')
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_IDLE = 2
+THP_VALUES = ('system', 'disable')
 
 _KEY_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)?$')
 _ENV_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
@@ -48,6 +52,7 @@ class Case(object):
         self.idle = DEFAULT_IDLE
         self.env = OrderedDict()
         self.cell_env = {}
+        self.thp = 'system'
         self.lines = {}
 
     def args_for(self, key):
@@ -157,6 +162,11 @@ def parse_case_text(text, name, where, path=None, known_cells=None):
             case.idle = t
         elif key == 'env':
             case.env = _env(where, n, key, value)
+        elif key == 'thp':
+            if value not in THP_VALUES:
+                raise ConfigError(where, n, "bad value for 'thp': %r (expected %s)"
+                                  % (value, ' or '.join(THP_VALUES)))
+            case.thp = value
         else:  # env.CELL
             if sub not in known_cells:
                 raise ConfigError(where, n, "unknown cell '%s' in '%s' (known: %s)" % (sub, key, ', '.join(known_cells)))

@@ -138,7 +138,7 @@ def _idle_args(case):
 ALLOCATOR_SONAMES = OrderedDict([
     ('jemalloc', ('libjemalloc.so.2', 'libjemalloc.so.1')),
     ('tcmalloc', ('libtcmalloc_minimal.so.4', 'libtcmalloc.so.4')),
-    ('mimalloc', ('libmimalloc.so.2', 'libmimalloc.so.2.0', 'libmimalloc.so.1')),
+    ('mimalloc', ('libmimalloc.so.2', 'libmimalloc.so.2.0', 'libmimalloc.so.3', 'libmimalloc.so.1')),
 ])
 
 

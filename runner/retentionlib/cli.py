@@ -1,4 +1,4 @@
-"""The command line: run, list, platform."""
+"""The command line: run, compare, matrix, list, platform, explain."""
 
 import argparse
 import io
@@ -8,7 +8,8 @@ import sys
 from collections import OrderedDict
 
 from . import cells as cellmod
-from . import compare, platforminfo, report, runner
+from . import compare, explain, matrix, platforminfo, report, runner
+from . import demo
 from .casefile import case_names, display_path, load_case
 from .errors import ConfigError, UsageError
 from .expfile import load_expected, select_bounds, unmatched_sections
@@ -59,6 +60,14 @@ def make_parser():
     p.add_argument('--json', metavar='FILE', help='write the table as JSON')
     p.add_argument('--verbose', '-v', action='store_true', help='commands and figures on stderr')
 
+    p = sub.add_parser('matrix', help='one table, platform x case x cell, from the --json files of '
+                                      'several runs (ci/local-matrix, CI artifacts)')
+    p.add_argument('results', nargs='+', metavar='[LABEL=]RESULTS.json',
+                   help="a run's --json file, labelled (default label: the file name)")
+    p.add_argument('--json', metavar='FILE', help='write the combined table as JSON')
+
+    demo.add_parser(sub, _add_dirs)
+
     p = sub.add_parser('list', help='list the cases, their cells and what each pins')
     _add_dirs(p)
     p.add_argument('--ctest', action='store_true', help="one 'CASE CELL' pair per line (for CMake)")
@@ -66,6 +75,8 @@ def make_parser():
     p = sub.add_parser('platform', help='the platform key that selects bounds, and the sections that apply')
     _add_dirs(p, expected=True)
     p.add_argument('--json', action='store_true', help='print JSON')
+
+    explain.add_parser(sub)
     return ap
 
 
@@ -149,6 +160,9 @@ def cmd_run(args):
         out.write(line + '\n')
     if any(r['phases'] and r['cell'] != 'memcheck' for r in results):
         out.write(report.UNITS_NOTE + '\n')
+    bounds = report.bounds_line(results)
+    if bounds:
+        out.write(bounds + '\n')
     if args.json:
         _write(args.json, report.to_json(plat, results, summary))
     if args.junit:
@@ -169,6 +183,18 @@ def _write(path, text):
             f.write(text)
     except (IOError, OSError) as e:
         raise UsageError('cannot write %s: %s' % (path, e.strerror or e))
+
+
+def cmd_matrix(args):
+    loaded = matrix.load(args.results)
+    for line in matrix.render(loaded):
+        sys.stdout.write(line + '\n')
+    t = matrix.totals(loaded)
+    if args.json:
+        _write(args.json, matrix.to_json(loaded))
+    sys.stdout.write(report.summary_line(t) + '\n')
+    sys.stdout.flush()
+    return 1 if t['failed'] else 0
 
 
 def cmd_list(args):
@@ -281,6 +307,12 @@ def main(argv=None):
             return cmd_compare(args)
         if args.command == 'list':
             return cmd_list(args)
+        if args.command == 'demo':
+            return demo.main(args, REPO, *_dirs(args))
+        if args.command == 'matrix':
+            return cmd_matrix(args)
+        if args.command == 'explain':
+            return explain.cmd(args)
         return cmd_platform(args)
     except UsageError as e:
         sys.stderr.write('retention: %s\n' % e)

@@ -17,6 +17,49 @@ SCRUB_NAMES = ('GLIBC_TUNABLES', 'LD_PRELOAD', 'LD_AUDIT')
 SCRUB_KEEP = ('VALGRIND_LIB',)
 _VALGRIND_LINE = re.compile(r'^==\d+==')
 
+# prctl(2) options (Linux >= 3.15): a process with THP disabled gets no transparent hugepages,
+# whatever /sys/kernel/mm/transparent_hugepage/enabled says, and its children (fork) and the
+# programs it runs (exec) inherit that. The case file's `thp = disable` sets it in the child
+# between fork and exec, so the case program, valgrind and everything they start run without THP.
+PR_SET_THP_DISABLE = 41
+PR_GET_THP_DISABLE = 42
+_prctl = []
+
+
+def _get_prctl():
+    """libc's prctl via ctypes, or None. Looked up once, in the parent: a preexec_fn should only
+    make the call."""
+    if not _prctl:
+        fn = None
+        try:
+            import ctypes
+            fn = ctypes.CDLL(None, use_errno=True).prctl
+            fn.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+            fn.restype = ctypes.c_int
+        except (ImportError, OSError, AttributeError):
+            fn = None
+        _prctl.append(fn)
+    return _prctl[0]
+
+
+def thp_disable_unsupported():
+    """None when this system lets a process disable THP for itself and its children, else why not
+    (a skip reason)."""
+    fn = _get_prctl()
+    if fn is None:
+        return 'thp = disable: no prctl() in the C library (ctypes)'
+    if fn(PR_GET_THP_DISABLE, 0, 0, 0, 0) < 0:
+        import ctypes
+        return 'thp = disable: this kernel has no prctl(PR_SET_THP_DISABLE) (%s; Linux >= 3.15 has it)' % (
+            os.strerror(ctypes.get_errno()))
+    return None
+
+
+def _disable_thp():
+    """preexec_fn: runs in the child after fork, before exec."""
+    if _get_prctl()(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0:
+        raise OSError('prctl(PR_SET_THP_DISABLE) failed')
+
 
 def scrubbed_env(environ=None):
     environ = os.environ if environ is None else environ
@@ -62,20 +105,32 @@ def _read(path):
         return ''
 
 
-def run_process(argv, env, timeout, tmpdir):
+def run_process(argv, env, timeout, tmpdir, thp_disable=False):
     """Runs argv in a new session (its own process group) with cwd=tmpdir, output to files in
     tmpdir (so a straggling grandchild holding a pipe cannot block us). At the timeout the whole
-    group is killed; after a normal exit any leftover member of the group is killed too."""
+    group is killed; after a normal exit any leftover member of the group is killed too.
+    thp_disable: the child runs with transparent hugepages disabled (PR_SET_THP_DISABLE); check
+    thp_disable_unsupported() first."""
     res = ProcResult()
     out_path = os.path.join(tmpdir, 'stdout')
     err_path = os.path.join(tmpdir, 'stderr')
     start = time.monotonic()
+    preexec = None
+    if thp_disable:
+        _get_prctl()
+        preexec = _disable_thp
     with open(out_path, 'wb') as out, open(err_path, 'wb') as err:
         try:
             proc = subprocess.Popen(argv, env=dict(env), cwd=tmpdir, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=err, close_fds=True, start_new_session=True)
+                                    stdout=out, stderr=err, close_fds=True, start_new_session=True,
+                                    preexec_fn=preexec)
         except OSError as e:
             res.start_error = '%s: %s' % (argv[0], e.strerror or e)
+            res.duration = time.monotonic() - start
+            return res
+        except subprocess.SubprocessError as e:
+            # the preexec_fn failed (prctl refused)
+            res.start_error = '%s: %s' % (argv[0], e)
             res.duration = time.monotonic() - start
             return res
         try:

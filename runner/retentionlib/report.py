@@ -133,13 +133,38 @@ def verdict(r):
     if status == 'pass':
         if not mc:
             parts.extend(describe_check(c) for c in r['checks'])
-        return '; '.join(parts)
+        return '; '.join(parts) + override_note(r)
     failed = [c for c in r['checks'] if not c['ok']]
     if failed:
         parts.extend(describe_check(c) for c in failed)
     else:
         parts.append(r['reason'])
-    return '; '.join(parts)
+    return '; '.join(parts) + override_note(r)
+
+
+def override_note(r):
+    """' [bounds: [native glibc<2.33]]' when a platform section replaced a default bound."""
+    if r.get('bounds_override'):
+        return ' [bounds: %s]' % ', '.join(r['bounds_override'])
+    return ''
+
+
+def bounds_line(results):
+    """One line saying which bounds the run used: the defaults only, or which platform
+    sections, for how many results."""
+    judged = [r for r in results if r.get('bounds_from')]
+    over = [r for r in judged if r.get('bounds_override')]
+    if not judged:
+        return None
+    if not over:
+        return 'bounds: defaults only (no platform section of expected/ matches this platform)'
+    labels = []
+    for r in over:
+        for label in r['bounds_override']:
+            if label not in labels:
+                labels.append(label)
+    return 'bounds: platform sections %s in %d of %d results, defaults elsewhere' % (
+        ', '.join(labels), len(over), len(judged))
 
 
 def case_summary(results):
@@ -223,8 +248,8 @@ def summary_line(summary):
 
 
 PUBLIC_KEYS = ('case', 'cell', 'status', 'reason', 'duration_s', 'reference', 'command', 'env',
-               'exit_status', 'signal', 'timed_out', 'bounds_from', 'phases', 'samples', 'metrics',
-               'metric_errors', 'checks', 'memcheck', 'stderr_tail')
+               'exit_status', 'signal', 'timed_out', 'bounds_from', 'bounds_override', 'thp_disabled',
+               'phases', 'samples', 'metrics', 'metric_errors', 'checks', 'memcheck', 'stderr_tail')
 
 
 def to_json(platform, results, summary):

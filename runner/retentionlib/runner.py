@@ -64,6 +64,8 @@ def new_result(case, cell):
     r['checks'] = []
     r['memcheck'] = None
     r['bounds_from'] = []
+    r['bounds_override'] = []
+    r['thp_disabled'] = False
     r['stderr_tail'] = ''
     return r
 
@@ -145,9 +147,12 @@ def measure_cell(ctx, case, cell, refs):
     tmpdir = tempfile.mkdtemp(prefix='retention-%s-%s-' % (case.name, cell.name))
     try:
         prep = cell.prepare(ctx, case, program, tmpdir)
+        if not prep.skip and case.thp == 'disable':
+            prep.skip = execute.thp_disable_unsupported()
         if prep.skip:
             ctx.log('[%s %s] skipped: %s' % (case.name, cell.name, prep.skip))
             return _finish(r, t0, 'skip', prep.skip), True
+        r['thp_disabled'] = case.thp == 'disable'
         env = execute.scrubbed_env(ctx.environ)
         added = OrderedDict(prep.env)
         added.update(case.env_for(cell.name))
@@ -160,7 +165,9 @@ def measure_cell(ctx, case, cell, refs):
         dropped = execute.scrubbed_names(ctx.environ)
         if dropped:
             ctx.log('[%s %s]   scrubbed from the environment: %s' % (case.name, cell.name, ' '.join(dropped)))
-        proc = execute.run_process(prep.argv, env, case.timeout, tmpdir)
+        if r['thp_disabled']:
+            ctx.log('[%s %s]   transparent hugepages disabled for it (thp = disable)' % (case.name, cell.name))
+        proc = execute.run_process(prep.argv, env, case.timeout, tmpdir, thp_disable=r['thp_disabled'])
         r['exit_status'] = proc.returncode
         r['timed_out'] = proc.timed_out
         r['stderr_tail'] = '\n'.join(proc.stderr.splitlines()[-20:])
@@ -228,6 +235,8 @@ def run_cell(ctx, case, cell, exp, exp_error, exp_where, refs):
     except ConfigError as e:
         return _finish(r, t0, 'fail', str(e))
     r['bounds_from'] = ['%s:%d %s' % (exp.where, s.lineno, s.label()) for s in applied]
+    # Which platform override sections replaced a default bound (empty: the defaults only).
+    r['bounds_override'] = [s.label() for s in applied if s.is_override]
     if not bounds:
         why = "no bounds for cell '%s' in %s" % (cell.name, exp.where)
         other = unmatched_sections(exp, cell.name, ctx.platform, cell.allocator)

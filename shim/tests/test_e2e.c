@@ -169,7 +169,7 @@ START_TEST(exit_during_api_trim)
     ck_assert_int_eq(ts_run(&r, argv, env, 300), 0);
     expect_ok(&r, "exit-during-trim api");
     ck_assert_ptr_nonnull(strstr(r.out, "\"atexit\":1"));
-    ck_assert_int_eq(ts_json_num(r.out, "trims", -1), 0); /* it was still running */
+    ck_assert_int_eq(ts_json_num(r.out, "api_done", -1), 0); /* it was still running */
 }
 END_TEST
 
@@ -254,7 +254,7 @@ START_TEST(child_after_fork_has_trimmer)
 }
 END_TEST
 
-START_TEST(free_before_constructor)
+START_TEST(other_preloads_allocating_in_constructors)
 {
     char *work[] = {TS_HELPER_PATH, "work", NULL};
     ck_assert_int_eq(ts_run(&base, work, NULL, 60), 0);
@@ -293,7 +293,7 @@ int main(void)
     tcase_add_test(sf, forks_race_constant_trims);
     tcase_add_test(sf, explicit_trims_race_shim_trims);
     tcase_add_test(sf, child_after_fork_has_trimmer);
-    tcase_add_test(sf, free_before_constructor);
+    tcase_add_test(sf, other_preloads_allocating_in_constructors);
     suite_add_tcase(su, sf);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,6 +1,6 @@
 /* A library preloaded next to the shim (before or after it) whose constructor allocates, frees
- * and makes the dynamic linker allocate and free (dlopen/dlclose), possibly before the shim's own
- * constructor ran: the interposed free must work then. */
+ * and makes the dynamic linker allocate and free (dlopen/dlclose), before or after the shim's own
+ * constructor ran: neither may disturb the other. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdlib.h>

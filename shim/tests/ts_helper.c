@@ -124,6 +124,7 @@ static struct node *build_seed(long n)
     for (long i = 0; i < n; i++) {
         char *m = malloc(64 * 1024);
         memset(m, 'a', 64 * 1024);
+        __asm__ volatile("" : : "r"(m) : "memory");
         struct node *nd = malloc(sizeof *nd);
         nd->block = m;
         nd->next = head;
@@ -198,6 +199,7 @@ static void **build_frag(long n)
     for (long i = 0; i < n; i++) {
         big[i] = malloc(8192);
         memset(big[i], 1, 8192);
+        __asm__ volatile("" : : "r"(big[i]) : "memory"); /* keep the memset: freed unread */
         live[i] = malloc(32);
     }
     for (long i = 0; i < n; i++)
@@ -214,7 +216,7 @@ static int cmd_frag(int argc, char **argv)
     return 0;
 }
 
-static atomic_int trim_started;
+static atomic_int trim_started, trim_done;
 static void *api_trimmer(void *a)
 {
     (void)a;
@@ -224,6 +226,7 @@ static void *api_trimmer(void *a)
         f(0);
     else
         malloc_trim(0);
+    atomic_store(&trim_done, 1);
     return NULL;
 }
 
@@ -249,7 +252,7 @@ static int cmd_exit_during_trim(int argc, char **argv)
         pthread_create(&t, NULL, api_trimmer, NULL);
         while (!atomic_load(&trim_started))
             usleep(1000);
-        usleep(50000);
+        usleep(5000);
     } else {
         /* background: wait until the shim logs its decision to trim (TRIMSHIM_VERBOSE=2 and
          * TRIMSHIM_LOG=file), then exit while that trim runs */
@@ -273,7 +276,8 @@ static int cmd_exit_during_trim(int argc, char **argv)
     long trims = shim_stats(&s) == 0 ? (long)s.trims : -1;
     /* no stdio: its first use allocates a buffer, which would wait for the trim */
     char line[64];
-    int len = snprintf(line, sizeof line, "{\"exiting\":1,\"trims\":%ld}\n", trims);
+    int len = snprintf(line, sizeof line, "{\"exiting\":1,\"trims\":%ld,\"api_done\":%d}\n",
+                       trims, atomic_load(&trim_done));
     if (write(1, line, (size_t)len) != len)
         return 3;
     exit(0);
