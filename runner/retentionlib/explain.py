@@ -752,21 +752,49 @@ def state_of(pid):
         return None
 
 
-def ensure_running(pid, before, tries=40, sig=signal.SIGCONT):
-    """Never leave the target stopped: if it is in state t/T now and was not before, and nobody
-    else traces it, send SIGCONT until it runs. Returns a note (str) when it had to, else None."""
+SIGSTOP_BIT = 1 << (signal.SIGSTOP - 1)
+
+
+def stop_pending(status):
+    """Is a SIGSTOP queued for the process (/proc/PID/status SigPnd/ShdPnd), not yet taken?"""
+    for key in ('SigPnd', 'ShdPnd'):
+        try:
+            if int(status.get(key, '0'), 16) & SIGSTOP_BIT:
+                return True
+        except ValueError:
+            pass
+    return False
+
+
+def ensure_running(pid, before, tries=40, settle=4, sig=signal.SIGCONT):
+    """Never leave the target stopped: if it is in state t/T now, or has a SIGSTOP queued (a stop
+    takes effect asynchronously: gdb's attach sends one), and was not stopped before, and nobody
+    else traces it, send SIGCONT (which also discards a queued SIGSTOP) until it runs. It must be
+    seen running `settle` times in a row. Returns a note (str) when it had to, else None."""
     if before in ('t', 'T'):
         return None
     sent = False
+    calm = 0
     for _ in range(tries):
         st = state_of(pid)
-        if st not in ('t', 'T'):
-            return 'process %d was left stopped; SIGCONT resumed it' % pid if sent else None
+        if st in (None, 'Z', 'X'):
+            return None
         try:
-            tracer = int(parse_status(read_proc(pid, 'status')).get('TracerPid', '0'))
-        except (ExplainError, ValueError):
+            status = parse_status(read_proc(pid, 'status'))
+        except ExplainError:
+            return None
+        if st not in ('t', 'T') and not stop_pending(status):
+            calm += 1
+            if calm >= settle:
+                return 'process %d was left stopped; SIGCONT resumed it' % pid if sent else None
+            time.sleep(0.02)
+            continue
+        calm = 0
+        try:
+            tracer = int(status.get('TracerPid', '0'))
+        except ValueError:
             tracer = 0
-        if tracer and tracer != os.getpid() and os.path.exists('/proc/%d' % tracer):
+        if tracer and os.path.exists('/proc/%d' % tracer):
             return None  # someone else's debugger: not ours to resume
         try:
             os.kill(pid, sig)

@@ -61,6 +61,12 @@ class Proc(unittest.TestCase):
         self.assertEqual(ex.parse_stat_state('42 (a) b (c)) S 1 42 42 0 -1'), 'S')
         self.assertEqual(ex.parse_stat_state('42 (x) t 1'), 't')
 
+    def test_stop_pending(self):
+        self.assertTrue(ex.stop_pending({'SigPnd': '0000000000000000', 'ShdPnd': '0000000000040000'}))
+        self.assertTrue(ex.stop_pending({'SigPnd': '0000000000040100'}))
+        self.assertFalse(ex.stop_pending({'SigPnd': '0000000000000100', 'ShdPnd': '0000000000080000'}))
+        self.assertFalse(ex.stop_pending({}))
+
     def test_status_and_rollup(self):
         st = ex.parse_status('Name:\tx\nTgid:\t42\nTracerPid:\t0\nCapEff:\t000001ffffffffff\n')
         self.assertEqual(st['Tgid'], '42')
