@@ -5,7 +5,7 @@
 
 #include "rssprobe.h"
 
-#include <check.h>
+#include "check_compat.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

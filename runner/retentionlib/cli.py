@@ -1,7 +1,6 @@
 """The command line: run, compare, matrix, list, platform, explain."""
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -123,7 +122,7 @@ def cmd_compare(args):
     for line in compare.render(rows):
         sys.stdout.write(line + '\n')
     if args.json:
-        _write(args.json, compare.to_json(plat, rows))
+        report.write_file(args.json, compare.to_json(plat, rows))
     failed = [c for c, row in rows.items()
               if isinstance(row, str) or any(e['status'] == 'fail' for e in row.values())]
     return 1 if failed else 0
@@ -164,9 +163,9 @@ def cmd_run(args):
     if bounds:
         out.write(bounds + '\n')
     if args.json:
-        _write(args.json, report.to_json(plat, results, summary))
+        report.write_file(args.json, report.to_json(plat, results, summary))
     if args.junit:
-        _write(args.junit, report.to_junit(plat, results, summary))
+        report.write_file(args.junit, report.to_junit(plat, results, summary))
     out.write(report.summary_line(summary) + '\n')
     out.flush()
     if summary['failed']:
@@ -177,21 +176,13 @@ def cmd_run(args):
     return 0
 
 
-def _write(path, text):
-    try:
-        with io.open(path, 'w', encoding='utf-8') as f:
-            f.write(text)
-    except (IOError, OSError) as e:
-        raise UsageError('cannot write %s: %s' % (path, e.strerror or e))
-
-
 def cmd_matrix(args):
     loaded = matrix.load(args.results)
     for line in matrix.render(loaded):
         sys.stdout.write(line + '\n')
     t = matrix.totals(loaded)
     if args.json:
-        _write(args.json, matrix.to_json(loaded))
+        report.write_file(args.json, matrix.to_json(loaded))
     sys.stdout.write(report.summary_line(t) + '\n')
     sys.stdout.flush()
     return 1 if t['failed'] else 0

@@ -12,7 +12,6 @@ idle after the free like the shim (so each has a timeline after the free), and a
 
 import copy
 import html
-import io
 import os
 import re
 import sys
@@ -92,23 +91,15 @@ def main(args, repo, cases_dir, expected_dir, build_dir, out=None, err=None, std
     facts.other = pick_other(ctx, case)
     story = run(ctx, facts, out, err, pause=args.pause, stdin=stdin)
     if args.svg:
-        _write(args.svg, chart(facts))
+        report.write_file(args.svg, chart(facts))
         out.write('\nRSS timeline written to %s\n' % args.svg)
     if args.html:
-        _write(args.html, html_page(facts, story))
+        report.write_file(args.html, html_page(facts, story))
         out.write('%sPage with the chart and this story written to %s\n' % ('' if args.svg else '\n', args.html))
     err.write('demo: %.1f s in all\n' % (time.monotonic() - t0))
     out.flush()
     failed = [r for r in facts.results.values() if r is not None and failed_run(r)]
     return 1 if failed else 0
-
-
-def _write(path, text):
-    try:
-        with io.open(path, 'w', encoding='utf-8') as f:
-            f.write(text)
-    except (IOError, OSError) as e:
-        raise UsageError('cannot write %s: %s' % (path, e.strerror or e))
 
 
 # ---------------------------------------------------------------------------------------------

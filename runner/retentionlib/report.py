@@ -3,18 +3,29 @@
 RSS figures in the table use decimal units: 1 kB = 10^3 B, 1 MB = 10^6 B, 1 GB = 10^9 B
 (the case reports kB = KiB from /proc, converted to bytes first)."""
 
+import io
 import json
 import numbers
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
 
 from . import metrics as metricmod
+from .errors import UsageError
 
 UNITS_NOTE = 'RSS in decimal units: 1 MB = 10^6 bytes.'
 TABLE_PHASES = (('baseline', 'baseline'), ('peak', 'peak'), ('after_free', 'after free'),
                 ('after_trim', 'after trim'))
 IDLE_PHASE = ('after_idle', 'after idle')
 MAX_ALIGN = 100
+
+
+def write_file(path, text):
+    """Writes an output file the user named (--json, --junit, --svg, --html)."""
+    try:
+        with io.open(path, 'w', encoding='utf-8') as f:
+            f.write(text)
+    except (IOError, OSError) as e:
+        raise UsageError('cannot write %s: %s' % (path, e.strerror or e))
 
 
 def human_bytes(n):

@@ -89,6 +89,27 @@ class Compute(unittest.TestCase):
         v = metrics.METRICS['shim_over_trim'].compute(lazy, {'trim': trim})
         self.assertAlmostEqual(v, (2400 - 150) / 1700.0)
 
+    def test_shim_over_trim_reads_growth_from_anonymous_memory(self):
+        # Two runs of one program differ by ~150 kB of file-backed RSS (library pages); the heap's
+        # pages are anonymous. Same anonymous growth: 1.0 although total RSS differs by 10%.
+        def with_anon(ph, **anon):
+            for name, v in anon.items():
+                ph[name]['anon_kb'] = v
+            return result(ph)
+        trim = with_anon(phases(baseline=1400, peak=650000, after_free=1700, after_trim=1700),
+                         baseline=100, peak=648000, after_free=300, after_trim=180)
+        shim = with_anon(phases(baseline=1500, peak=650150, after_free=1850, after_idle=1870),
+                         baseline=116, peak=648016, after_free=320, after_idle=196)
+        self.assertAlmostEqual(metrics.METRICS['shim_over_trim'].compute(shim, {'trim': trim}), 1.0)
+        # 1 MB of heap kept anonymous counts in full
+        shim['phases']['after_idle']['anon_kb'] = 196 + 1000
+        self.assertAlmostEqual(metrics.METRICS['shim_over_trim'].compute(shim, {'trim': trim}),
+                               (1700 + 1000) / 1700.0)
+        # one cell without the anonymous figure (statm only): both fall back to RSS growth
+        shim['phases']['baseline']['anon_kb'] = -1
+        self.assertAlmostEqual(metrics.METRICS['shim_over_trim'].compute(shim, {'trim': trim}),
+                               (1700 + (1870 - 1500) - (1700 - 1400)) / 1700.0)
+
     def test_shim_over_trim_reference_problems(self):
         m = metrics.METRICS['shim_over_trim']
         with self.assertRaises(metrics.NotComputable) as cm:

@@ -2,7 +2,7 @@
  * the same garbage given to a real program with the shim preloaded: one line on stderr naming
  * the variable and the value, the default used, the program's output and status unaffected. */
 #define _GNU_SOURCE
-#include <check.h>
+#include "check_compat.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* Check tests of the trim policy (policy.c) with synthetic observations: a simulated process
  * whose clock, CPU time, RSS and heap (bytes in use, bytes free) the tests move by hand. */
-#include <check.h>
+#include "check_compat.h"
 #include <stdint.h>
 #include <stdlib.h>
 
