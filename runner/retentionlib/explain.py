@@ -199,28 +199,33 @@ def cap_effective(status_text):
         return None
 
 
+def _read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except (IOError, OSError):
+        return None
+
+
+def _ptrace_powers(yama_path, self_status):
+    """(this process's /proc status text or None, whether it has CAP_SYS_PTRACE, Yama's
+    ptrace_scope or None where unreadable)"""
+    if self_status is None:
+        self_status = _read_text('/proc/self/status')
+    caps = cap_effective(self_status or '')
+    try:
+        scope = int((_read_text(yama_path) or '').strip())
+    except ValueError:
+        scope = None
+    return self_status, caps is not None and bool(caps & (1 << CAP_SYS_PTRACE)), scope
+
+
 def ptrace_hint(pid, yama_path=YAMA_SCOPE, self_status=None, target_status=None):
     """Why attaching to PID is not allowed, as far as can be told from here (one clause)."""
-    try:
-        if self_status is None:
-            with open('/proc/self/status') as f:
-                self_status = f.read()
-    except (IOError, OSError):
-        self_status = ''
-    caps = cap_effective(self_status)
-    has_cap = caps is not None and bool(caps & (1 << CAP_SYS_PTRACE))
-    try:
-        with open(yama_path) as f:
-            scope = int(f.read().strip())
-    except (IOError, OSError, ValueError):
-        scope = None
-    my_uid = parse_status(self_status).get('Uid', '').split()[:1]
+    self_status, has_cap, scope = _ptrace_powers(yama_path, self_status)
+    my_uid = parse_status(self_status or '').get('Uid', '').split()[:1]
     if target_status is None:
-        try:
-            with open('/proc/%d/status' % pid) as f:
-                target_status = f.read()
-        except (IOError, OSError):
-            target_status = ''
+        target_status = _read_text('/proc/%d/status' % pid) or ''
     their_uid = parse_status(target_status).get('Uid', '').split()[:1]
     if scope == 3:
         return 'kernel.yama.ptrace_scope=3 forbids attaching to any process until reboot'
@@ -240,19 +245,9 @@ def ptrace_hint(pid, yama_path=YAMA_SCOPE, self_status=None, target_status=None)
 
 def attach_blocker(yama_path=YAMA_SCOPE, self_status=None):
     """A reason why this process cannot ptrace a sibling process (for tests to skip), or None."""
-    try:
-        if self_status is None:
-            with open('/proc/self/status') as f:
-                self_status = f.read()
-    except (IOError, OSError):
+    self_status, has_cap, scope = _ptrace_powers(yama_path, self_status)
+    if self_status is None or scope is None:
         return None
-    caps = cap_effective(self_status)
-    has_cap = caps is not None and bool(caps & (1 << CAP_SYS_PTRACE))
-    try:
-        with open(yama_path) as f:
-            scope = int(f.read().strip())
-    except (IOError, OSError, ValueError):
-        scope = 0
     if scope >= 3:
         return 'kernel.yama.ptrace_scope=%d forbids ptrace' % scope
     if scope >= 1 and not has_cap:

@@ -94,17 +94,18 @@ def _shim_over_trim(result, refs):
     ref = reference(refs, 'trim')
     try:
         theirs = rss_kb(ref, 'after_trim')
-        anon = [anon_kb(result, 'after_idle'), anon_kb(result, 'baseline'),
-                anon_kb(ref, 'after_trim'), anon_kb(ref, 'baseline')]
+        their_anon = (anon_kb(ref, 'after_trim'), anon_kb(ref, 'baseline'))
+        their_rss_base = rss_kb(ref, 'baseline')
     except NotComputable as e:
         raise NotComputable("reference cell 'trim': %s" % e)
     if theirs <= 0:
         raise NotComputable("reference cell 'trim' reports after_trim rss_kb %r" % theirs)
-    if None not in anon:
-        mine_growth, their_growth = anon[0] - anon[1], anon[2] - anon[3]
+    mine_anon = (anon_kb(result, 'after_idle'), anon_kb(result, 'baseline'))
+    if None not in mine_anon + their_anon:
+        mine_growth, their_growth = mine_anon[0] - mine_anon[1], their_anon[0] - their_anon[1]
     else:
         mine_growth = rss_kb(result, 'after_idle') - rss_kb(result, 'baseline')
-        their_growth = theirs - rss_kb(ref, 'baseline')
+        their_growth = theirs - their_rss_base
     return float(theirs + mine_growth - their_growth) / float(theirs)
 
 
