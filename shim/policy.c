@@ -77,6 +77,18 @@ static int cpu_share_at_most(uint64_t dcpu, uint64_t dt, uint32_t ppm)
     return dcpu / ppm <= dt / 1000000u; /* coarse, only for absurdly long windows */
 }
 
+/* Gap between busy-time probes: a probe holds the arena lock for its whole walk and a busy
+ * program's malloc waits for it, so its cost is spread thinner than a quiet program's. Spaced by
+ * the larger of the learned and the last cost: the heap can grow between probes, and the first
+ * probe after a large free is the first to see its cost. */
+static uint64_t busy_probe_gap(const struct ts_policy_state *st, uint64_t probe_gap)
+{
+    uint64_t cost = max64(st->probe_cost_ewma_ns, st->probe_cost_last_ns);
+    uint64_t gap = min64(max64(gap_for(cost, TS_BUSY_PROBE_BUDGET_PPM), TS_BUSY_PROBE_NS),
+                         TS_BUSY_PROBE_MAX_NS);
+    return max64(gap, probe_gap);
+}
+
 static uint64_t ewma(uint64_t old, uint64_t v)
 {
     /* alpha 1/2: the first trim over a heap is the expensive one (it zaps resident pages),
@@ -128,6 +140,7 @@ static struct ts_decision after_probe(struct ts_policy_state *st, const struct t
     st->probes++;
     st->probed = 1;
     st->probe_cost_ewma_ns = ewma(st->probe_cost_ewma_ns, obs->probe_ns);
+    st->probe_cost_last_ns = obs->probe_ns;
     st->last_probe_ns = obs->now_ns;
     st->cpu_at_look_ns = obs->prog_cpu_ns;
     st->sleep_ns = interval;
@@ -266,10 +279,9 @@ struct ts_decision ts_policy_decide(struct ts_policy_state *st, const struct ts_
         return d;
     }
 
-    /* busy: look every TS_BUSY_PROBE_NS (or slower if probes are expensive), and exactly when
-     * newly free memory has waited busy_wait */
+    /* busy: look every busy_probe_gap, and exactly when newly free memory has waited busy_wait */
     st->sleep_ns = interval;
-    uint64_t due = max64(TS_BUSY_PROBE_NS, probe_gap);
+    uint64_t due = busy_probe_gap(st, probe_gap);
     if (st->pending) {
         uint64_t until = st->pending_since_ns + cfg->busy_wait_ns * st->backoff;
         if (obs->now_ns >= until && since_probe >= probe_gap) {
@@ -304,6 +316,7 @@ void ts_policy_trimmed(struct ts_policy_state *st, const struct ts_config *cfg,
     if (after->heap_valid) {
         st->base_used_bytes = after->heap_used_bytes;
         st->probe_cost_ewma_ns = ewma(st->probe_cost_ewma_ns, after->probe_ns);
+        st->probe_cost_last_ns = after->probe_ns;
         st->last_probe_ns = after->now_ns;
         st->probed = 1;
     } else {

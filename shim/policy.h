@@ -47,6 +47,11 @@ struct ts_config {
 #define TS_PROBE_BUDGET_PPM 10000u      /* probes may take 1 % of wall time */
 #define TS_MIN_ACTIVITY_NS 20000ull     /* < 20 us of program CPU since the last look: unchanged */
 #define TS_BUSY_PROBE_NS (2ull * TS_NS_PER_S) /* busy program: look at most every 2 s */
+/* busy program, looking for a large free: probes may hold the arena lock 0.2 % of wall time,
+ * but the gap stays <= 10 s so a busy trim starts within busy_wait + 10 s of the free (unless a
+ * probe costs over 100 ms, when the 1 % probe budget spaces them further) */
+#define TS_BUSY_PROBE_BUDGET_PPM 2000u
+#define TS_BUSY_PROBE_MAX_NS (10ull * TS_NS_PER_S)
 #define TS_BUSY_MIN (64ull << 20)       /* busy program: at least 64 MiB newly free to trim */
 #define TS_BUSY_USEFUL (16ull << 20)    /* a busy trim returning less than this was futile */
 #define TS_MAX_BACKOFF 64u
@@ -111,6 +116,7 @@ struct ts_policy_state {
     uint64_t last_probe_ns;     /* time of the last probe (init: 0, none) */
     uint64_t cpu_at_look_ns;    /* program CPU at the last probe or trim */
     uint64_t probe_cost_ewma_ns;
+    uint64_t probe_cost_last_ns;
     uint32_t probe_backoff;     /* 1 .. TS_MAX_PROBE_BACKOFF: idle probes that found nothing */
     int probed;                 /* a probe was made since init */
     uint64_t last_est;          /* what the last probe estimated trimmable */

@@ -9,6 +9,7 @@
 #define MS TS_NS_PER_MS
 #define S TS_NS_PER_S
 #define MiB (1ull << 20)
+#define CHEAP_PROBE (50ull * 1000) /* 50 us: a small heap's mallinfo2 */
 
 struct sim {
     struct ts_config cfg;
@@ -29,7 +30,7 @@ static void sim_init_cfg(struct sim *s, const struct ts_config *cfg)
     s->o.rss_bytes = 10 * MiB;
     s->o.heap_used_bytes = 1 * MiB;
     s->o.heap_free_bytes = 0;
-    s->probe_cost = 50000; /* 50 us */
+    s->probe_cost = CHEAP_PROBE;
     struct ts_obs first = s->o;
     first.heap_valid = 1;
     ts_policy_init(&s->st, &s->cfg, &first);
@@ -235,26 +236,33 @@ START_TEST(quiet_boundary_is_ten_percent)
 }
 END_TEST
 
+/* A server drops a 1.6 GB cache `offset` looks into a busy minute and keeps serving at 100 % CPU,
+ * probes costing probe_cost: how long after the free the busy trim starts (asserted to come). */
+static uint64_t busy_trim_delay(uint64_t probe_cost, int offset)
+{
+    struct sim s;
+    sim_init(&s);
+    s.probe_cost = probe_cost;
+    alloc_live(&s, 1700 * MiB);
+    for (int i = 0; i < 100 + offset; i++)
+        step(&s, 100 * MS, 100);
+    free_mem(&s, 1600 * MiB);
+    uint64_t t_free = s.o.now_ns, at = 0;
+    for (int i = 0; i < 600 && !at; i++)
+        if (step(&s, 100 * MS, 100).action == TS_TRIM)
+            at = s.o.now_ns;
+    ck_assert_uint_ne(at, 0);
+    ck_assert_int_eq(s.d.reason, TS_R_TRIM_BUSY);
+    ck_assert_uint_ge(at - t_free, s.cfg.busy_wait_ns);
+    return at - t_free;
+}
+
 START_TEST(busy_never_quiet_trims_within_busy_wait_plus_a_look)
 {
-    /* a server drops a 1.6 GB cache and keeps serving at 100 % CPU */
     for (int offset = 0; offset < 50; offset += 7) { /* the free at various points between looks */
-        struct sim s;
-        sim_init(&s);
-        alloc_live(&s, 1700 * MiB);
-        for (int i = 0; i < 100 + offset; i++)
-            step(&s, 100 * MS, 100);
-        free_mem(&s, 1600 * MiB);
-        uint64_t t_free = s.o.now_ns;
-        uint64_t at = 0;
-        for (int i = 0; i < 600 && !at; i++)
-            if (step(&s, 100 * MS, 100).action == TS_TRIM)
-                at = s.o.now_ns;
-        ck_assert_uint_ne(at, 0);
-        ck_assert_int_eq(s.d.reason, TS_R_TRIM_BUSY);
-        ck_assert_uint_ge(at - t_free, s.cfg.busy_wait_ns);
-        ck_assert_uint_le(at - t_free, s.cfg.busy_wait_ns + TS_BUSY_PROBE_NS + 200 * MS);
-        ck_assert_uint_le(at - t_free, 20 * S); /* leaves 10 s of 30 for the trim itself */
+        uint64_t delay = busy_trim_delay(CHEAP_PROBE, offset);
+        ck_assert_uint_le(delay, TS_DEFAULT_BUSY_WAIT_MS * MS + TS_BUSY_PROBE_NS + 200 * MS);
+        ck_assert_uint_le(delay, 20 * S); /* leaves 10 s of 30 for the trim itself */
     }
 }
 END_TEST
@@ -440,6 +448,63 @@ START_TEST(probe_budget_with_expensive_probes)
         ck_assert(step(&s, 100 * MS, 0).action != TS_TRIM);
     }
     ck_assert_uint_le(s.probe_cost_total, 600 * S / 100 + 35 * MS);
+}
+END_TEST
+
+/* Busy for `secs` with nothing freed; returns the probes' share of the time in ppm. */
+static uint64_t busy_probe_share_ppm(struct sim *s, uint64_t secs)
+{
+    uint64_t t0 = s->o.now_ns, cost0 = s->probe_cost_total;
+    while (s->o.now_ns - t0 < secs * S) {
+        alloc_live(s, 64 * 1024);
+        ck_assert(step(s, 100 * MS, 100).action != TS_TRIM);
+    }
+    return (s->probe_cost_total - cost0) * 1000000u / (s->o.now_ns - t0);
+}
+
+START_TEST(busy_probes_spaced_by_their_cost)
+{
+    /* bench (b): a probe of the 200,000-chunk heap costs 20 ms and a busy program's malloc
+     * waits for it: busy probes come every 10 s (0.2 % of the time), not every 2 s (1 %) */
+    struct sim s;
+    sim_init(&s);
+    s.probe_cost = 20 * MS;
+    uint64_t share = busy_probe_share_ppm(&s, 120);
+    ck_assert_uint_le(share, TS_BUSY_PROBE_BUDGET_PPM + TS_BUSY_PROBE_BUDGET_PPM / 10);
+    ck_assert_uint_le(s.probes, 120 * S / TS_BUSY_PROBE_MAX_NS + 1);
+    /* 300 ms probes (several million free chunks): the 1 % probe budget spaces them further */
+    sim_init(&s);
+    s.probe_cost = 300 * MS;
+    ck_assert_uint_le(busy_probe_share_ppm(&s, 600), TS_PROBE_BUDGET_PPM + TS_PROBE_BUDGET_PPM / 10);
+}
+END_TEST
+
+START_TEST(busy_probe_gap_follows_a_heap_that_became_expensive)
+{
+    /* cheap probes for a minute, then a large free makes the heap's free lists long: the gap
+     * after the first expensive probe is set by that probe's cost, not by the average that
+     * still remembers the cheap ones */
+    struct sim s;
+    sim_init(&s);
+    busy_probe_share_ppm(&s, 60);
+    s.probe_cost = 20 * MS;
+    uint64_t probes = s.probes;
+    while (s.probes == probes)
+        step(&s, 100 * MS, 100);
+    uint64_t first = s.o.now_ns;
+    while (s.probes == probes + 1)
+        step(&s, 100 * MS, 100);
+    ck_assert_uint_ge(s.o.now_ns - first, TS_BUSY_PROBE_MAX_NS);
+}
+END_TEST
+
+START_TEST(busy_trim_within_twenty_seconds_with_expensive_probes)
+{
+    /* probes cost 30 ms (the 0.2 % budget alone would space them 15 s apart): the gap stays at
+     * 10 s, so the trim starts within busy_wait + 10 s of the free, leaving 10 s of the issue's
+     * 30 s for the trim itself */
+    for (int offset = 0; offset < 100; offset += 13)
+        ck_assert_uint_le(busy_trim_delay(30 * MS, offset), 20 * S + 200 * MS); /* + one look */
 }
 END_TEST
 
@@ -678,6 +743,9 @@ int main(void)
     tcase_add_test(tc, quiet_futile_trims_back_off);
     tcase_add_test(tc, quiet_budget_spaces_expensive_trims);
     tcase_add_test(tc, probe_budget_with_expensive_probes);
+    tcase_add_test(tc, busy_probes_spaced_by_their_cost);
+    tcase_add_test(tc, busy_probe_gap_follows_a_heap_that_became_expensive);
+    tcase_add_test(tc, busy_trim_within_twenty_seconds_with_expensive_probes);
     tcase_add_test(tc, seen_while_busy_then_quiet_without_activity);
     tcase_add_test(tc, blocked_during_trim_is_not_quiet);
     tcase_add_test(tc, interval_policy);
