@@ -6,10 +6,12 @@
  *   shimbench churn [--threads 2] [--ops N] [--idle S]
  *       (a) T threads, each: free a random slot of 4096, malloc 16 B..128 KiB (log-uniform),
  *           touch one byte per page. Fixed work: reports wall and CPU time.
- *   shimbench frag [--chunks 200000] [--busy S] [--quiet S]
+ *   shimbench frag [--chunks 200000] [--busy S] [--quiet S] [--sync 1]
  *       (b) 200,000 x 8 KiB chunks with a live 32 B node after each, the 8 KiB ones freed
  *           (~1.6 GB free, fragmented), then a single-threaded busy loop of small malloc/free for
- *           S seconds (reports operations), then quiet.
+ *           S seconds (reports operations), then quiet. --sync 1: once the heap is built, write
+ *           "ready" to stdout and wait for a byte on stdin before the free, so that the script can
+ *           start two runs' busy phases at the same moment (the paired scenario).
  *   shimbench seed [--count 10000] [--idle S]
  *       (c) the seed report: 64 KiB blocks each followed by a list node, blocks freed, idle.
  *
@@ -281,7 +283,7 @@ static int run_churn(int threads, long ops, int idle_s)
 }
 
 /* ---- (b) frag ---- */
-static int run_frag(long chunks, int busy_s, int quiet_s)
+static int run_frag(long chunks, int busy_s, int quiet_s, int sync)
 {
     naive_start();
     void **live = malloc((size_t)chunks * sizeof *live);
@@ -295,6 +297,11 @@ static int run_frag(long chunks, int busy_s, int quiet_s)
     }
     uint64_t build_ns = now_ns() - b0;
     long peak = rss_kb();
+    if (sync) {
+        char go;
+        if (write(1, "ready\n", 6) != 6 || read(0, &go, 1) < 0)
+            return 3;
+    }
     for (long i = 0; i < chunks; i++)
         free(big[i]);
     free(big);
@@ -414,27 +421,58 @@ static int run_seed(long count, int idle_s)
 
 static long opt(int argc, char **argv, const char *name, long def)
 {
-    for (int i = 2; i + 1 < argc; i++)
+    for (int i = 2; i + 1 < argc; i += 2)
         if (!strcmp(argv[i], name))
             return atol(argv[i + 1]);
     return def;
 }
 
+/* Every option is "--name N" with N a whole number, and known to the scenario. */
+static int check_opts(int argc, char **argv, const char *const *known)
+{
+    for (int i = 2; i < argc; i += 2) {
+        int ok = 0;
+        for (const char *const *k = known; *k; k++)
+            ok |= !strcmp(argv[i], *k) || !strcmp(argv[i], "--naive-ms");
+        if (!ok) {
+            fprintf(stderr, "shimbench %s: unknown option '%s'\n", argv[1], argv[i]);
+            return -1;
+        }
+        char *end = NULL;
+        if (i + 1 >= argc || strtol(argv[i + 1], &end, 10) < 0 || end == argv[i + 1] || *end) {
+            fprintf(stderr, "shimbench %s: %s wants a whole number >= 0, got '%s'\n", argv[1],
+                    argv[i], i + 1 < argc ? argv[i + 1] : "");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    static const char *const churn_opts[] = {"--threads", "--ops", "--idle", NULL};
+    static const char *const frag_opts[] = {"--chunks", "--busy", "--quiet", "--sync", NULL};
+    static const char *const seed_opts[] = {"--count", "--idle", NULL};
     if (argc < 2) {
         fprintf(stderr, "usage: shimbench churn|frag|seed [options] [--naive-ms MS]\n");
         return 2;
     }
+    const char *const *known = !strcmp(argv[1], "churn")  ? churn_opts
+                               : !strcmp(argv[1], "frag") ? frag_opts
+                               : !strcmp(argv[1], "seed") ? seed_opts
+                                                          : NULL;
+    if (!known) {
+        fprintf(stderr, "shimbench: unknown scenario '%s' (churn, frag or seed)\n", argv[1]);
+        return 2;
+    }
+    if (check_opts(argc, argv, known) != 0)
+        return 2;
     naive_ms = (int)opt(argc, argv, "--naive-ms", 0);
     if (!strcmp(argv[1], "churn"))
         return run_churn((int)opt(argc, argv, "--threads", 2), opt(argc, argv, "--ops", 1000000),
                          (int)opt(argc, argv, "--idle", 3));
     if (!strcmp(argv[1], "frag"))
         return run_frag(opt(argc, argv, "--chunks", 200000), (int)opt(argc, argv, "--busy", 8),
-                        (int)opt(argc, argv, "--quiet", 10));
-    if (!strcmp(argv[1], "seed"))
-        return run_seed(opt(argc, argv, "--count", 10000), (int)opt(argc, argv, "--idle", 12));
-    fprintf(stderr, "shimbench: unknown scenario %s\n", argv[1]);
-    return 2;
+                        (int)opt(argc, argv, "--quiet", 10), (int)opt(argc, argv, "--sync", 0));
+    return run_seed(opt(argc, argv, "--count", 10000), (int)opt(argc, argv, "--idle", 12));
 }
