@@ -22,7 +22,9 @@
  * No stdio until the end (stdout's buffer would be a heap chunk of its own). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -427,21 +429,24 @@ static long opt(int argc, char **argv, const char *name, long def)
     return def;
 }
 
-/* Every option is "--name N" with N a whole number, and known to the scenario. */
+/* Every option is "--name N" with N a whole number in 0..INT_MAX (the values become ints),
+ * and known to the scenario (or --naive-ms, known to all). */
 static int check_opts(int argc, char **argv, const char *const *known)
 {
     for (int i = 2; i < argc; i += 2) {
-        int ok = 0;
-        for (const char *const *k = known; *k; k++)
-            ok |= !strcmp(argv[i], *k) || !strcmp(argv[i], "--naive-ms");
+        int ok = !strcmp(argv[i], "--naive-ms");
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = !strcmp(argv[i], *k);
         if (!ok) {
             fprintf(stderr, "shimbench %s: unknown option '%s'\n", argv[1], argv[i]);
             return -1;
         }
         char *end = NULL;
-        if (i + 1 >= argc || strtol(argv[i + 1], &end, 10) < 0 || end == argv[i + 1] || *end) {
-            fprintf(stderr, "shimbench %s: %s wants a whole number >= 0, got '%s'\n", argv[1],
-                    argv[i], i + 1 < argc ? argv[i + 1] : "");
+        errno = 0;
+        long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+        if (v < 0 || v > INT_MAX || errno || end == argv[i + 1] || *end) {
+            fprintf(stderr, "shimbench %s: %s wants a whole number in 0..%d, got '%s'\n",
+                    argv[1], argv[i], INT_MAX, i + 1 < argc ? argv[i + 1] : "");
             return -1;
         }
     }

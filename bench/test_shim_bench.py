@@ -41,6 +41,10 @@ class ShimbenchArguments(unittest.TestCase):
     def test_negative(self):
         self.assert_one_line(self.shimbench("frag", "--busy", "-1"), "--busy", "'-1'")
 
+    def test_huge(self):
+        self.assert_one_line(self.shimbench("frag", "--busy", "99999999999999999999"), "--busy")
+        self.assert_one_line(self.shimbench("frag", "--busy", "4294967296"), "--busy")
+
     def test_missing_value(self):
         self.assert_one_line(self.shimbench("churn", "--ops"), "--ops")
 

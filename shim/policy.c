@@ -97,6 +97,12 @@ static uint64_t ewma(uint64_t old, uint64_t v)
     return e ? e : 1;
 }
 
+static void learn_probe_cost(struct ts_policy_state *st, uint64_t probe_ns)
+{
+    st->probe_cost_ewma_ns = ewma(st->probe_cost_ewma_ns, probe_ns);
+    st->probe_cost_last_ns = probe_ns;
+}
+
 void ts_policy_init(struct ts_policy_state *st, const struct ts_config *cfg, const struct ts_obs *first)
 {
     struct ts_policy_state z = {0};
@@ -139,8 +145,7 @@ static struct ts_decision after_probe(struct ts_policy_state *st, const struct t
     struct ts_decision d = {TS_SLEEP, TS_R_NOTHING_FREED, interval, 0};
     st->probes++;
     st->probed = 1;
-    st->probe_cost_ewma_ns = ewma(st->probe_cost_ewma_ns, obs->probe_ns);
-    st->probe_cost_last_ns = obs->probe_ns;
+    learn_probe_cost(st, obs->probe_ns);
     st->last_probe_ns = obs->now_ns;
     st->cpu_at_look_ns = obs->prog_cpu_ns;
     st->sleep_ns = interval;
@@ -315,8 +320,7 @@ void ts_policy_trimmed(struct ts_policy_state *st, const struct ts_config *cfg,
     st->base_rss_bytes = after->rss_bytes;
     if (after->heap_valid) {
         st->base_used_bytes = after->heap_used_bytes;
-        st->probe_cost_ewma_ns = ewma(st->probe_cost_ewma_ns, after->probe_ns);
-        st->probe_cost_last_ns = after->probe_ns;
+        learn_probe_cost(st, after->probe_ns);
         st->last_probe_ns = after->now_ns;
         st->probed = 1;
     } else {
