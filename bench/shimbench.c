@@ -1,5 +1,5 @@
-/* shimbench: the workloads of the trim-shim benchmark (issue 3). One scenario per run, one JSON
- * object on stdout. The bench script (shim-bench) runs each scenario with no trimmer, with
+/* shimbench: the workloads of the trim-shim benchmark. One scenario per run, one JSON object on
+ * stdout. The bench script (shim-bench) runs each scenario with no trimmer, with
  * libtrimshim.so preloaded, and with a naive periodic malloc_trim(0) thread (--naive-ms), side
  * by side.
  *
@@ -13,7 +13,8 @@
  *           "ready" to stdout and wait for a byte on stdin before the free, so that the script can
  *           start two runs' busy phases at the same moment (the paired scenario).
  *   shimbench seed [--count 10000] [--idle S]
- *       (c) the seed report: 64 KiB blocks each followed by a list node, blocks freed, idle.
+ *       (c) the seed report: 64 KiB blocks each followed by a list node, blocks freed, idle; the
+ *           seed case's own code (cases/seed_list.cpp).
  *
  * Every scenario ends with an explicit malloc_trim(0) in the same process: its RSS is the
  * reference ("explicit trim figure"), and the RSS samples taken before it (every 100 ms, by the
@@ -23,7 +24,6 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rssprobe_procfs.h"
+#include "seed_list.h"
 #include "trimshim.h"
 
 static uint64_t clk(clockid_t id)
@@ -46,21 +48,18 @@ static uint64_t clk(clockid_t id)
 }
 static uint64_t now_ns(void) { return clk(CLOCK_MONOTONIC); }
 
+/* RSS in kB from /proc/self/statm, -1 if unreadable. statm, not smaps_rollup: the busy loops
+ * sample every 100 ms, and smaps_rollup walks the page tables of the whole heap (2.5 ms per read
+ * on a 660 MB heap against 3 us for statm, measured here). */
 static long rss_kb(void)
 {
-    char b[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    if (fd < 0)
+    struct rssprobe_statm m;
+    uint64_t bytes;
+    if (rssprobe_read_statm(&m) != 0 ||
+        rssprobe_pages_to_bytes(m.resident, sysconf(_SC_PAGESIZE), &bytes) != 0 ||
+        bytes / 1024 > (uint64_t)LONG_MAX)
         return -1;
-    ssize_t n = read(fd, b, sizeof b - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    b[n] = 0;
-    const char *s = b;
-    while (*s && *s != ' ')
-        s++;
-    return atol(s) * (sysconf(_SC_PAGESIZE) / 1024);
+    return (long)(bytes / 1024);
 }
 
 /* ---- RSS timeline (static storage: no heap) ---- */
@@ -208,6 +207,27 @@ static long explicit_trim(uint64_t *ns)
     return rss_kb();
 }
 
+/* Right after the free: RSS at once, then a sample every sample_ms for idle_s seconds (the time
+ * origin is the free), the naive trimmer stopped, then the explicit trim. */
+struct idle_figures {
+    long after_free_kb, after_idle_kb, ref_kb;
+    uint64_t ref_ns;
+};
+
+static void idle_then_trim(int idle_s, unsigned sample_ms, struct idle_figures *a)
+{
+    t_origin = now_ns();
+    a->after_free_kb = rss_kb();
+    uint64_t end = t_origin + (uint64_t)idle_s * 1000000000ull;
+    while (now_ns() < end) {
+        usleep((useconds_t)sample_ms * 1000);
+        sample(1);
+    }
+    a->after_idle_kb = rss_kb();
+    naive_end();
+    a->ref_kb = explicit_trim(&a->ref_ns);
+}
+
 /* ---- (a) churn ---- */
 struct churn_arg {
     long ops;
@@ -263,24 +283,15 @@ static int run_churn(int threads, long ops, int idle_s)
             free(slots[i][k]);
             slots[i][k] = NULL;
         }
-    t_origin = now_ns();
-    long after_free = rss_kb();
-    uint64_t end = t_origin + (uint64_t)idle_s * 1000000000ull;
-    while (now_ns() < end) {
-        usleep(100000);
-        sample(1);
-    }
-    long after_idle = rss_kb();
-    naive_end();
-    uint64_t ref_ns;
-    long ref = explicit_trim(&ref_ns);
+    struct idle_figures a;
+    idle_then_trim(idle_s, 100, &a);
     put("{\"scenario\":\"churn\",\"threads\":%d,\"ops_per_thread\":%ld,\"wall_s\":%.3f,"
         "\"cpu_s\":%.3f,\"rss_peak_kb\":%ld,\"after_free_kb\":%ld,\"after_idle_kb\":%ld,"
         "\"reach_ms\":%ld",
-        threads, ops, (double)(w1 - w0) / 1e9, (double)(c1 - c0) / 1e9, peak, after_free,
-        after_idle, reach_ms(ref * 105 / 100, -1, 0));
+        threads, ops, (double)(w1 - w0) / 1e9, (double)(c1 - c0) / 1e9, peak, a.after_free_kb,
+        a.after_idle_kb, reach_ms(a.ref_kb * 105 / 100, -1, 0));
     put_window("busy", &sa, &sb);
-    put_common_tail(ref, ref_ns);
+    put_common_tail(a.ref_kb, a.ref_ns);
     return 0;
 }
 
@@ -373,51 +384,28 @@ static int run_frag(long chunks, int busy_s, int quiet_s, int sync)
 }
 
 /* ---- (c) seed ---- */
-struct node {
-    struct node *next;
-    char *block;
-};
-
+/* The allocations are the seed case's own code (cases/seed_list.cpp), so this scenario measures
+ * the case's heap; the measuring is the bench's. The case's harness (cases/scenario.c) cannot
+ * serve here: it reads smaps_rollup, reports phases as JSON lines and exits with the list still
+ * allocated, where the bench samples statm every 50 ms and ends with its explicit trim. */
 static int run_seed(long count, int idle_s)
 {
     naive_start();
-    struct node *head = NULL;
-    for (long i = 0; i < count; i++) {
-        char *m = malloc(64 * 1024);
-        memset(m, 'a', 64 * 1024);
-        __asm__ volatile("" : : "r"(m) : "memory");
-        struct node *n = malloc(sizeof *n); /* 24 B, like a std::list<char*> node */
-        n->block = m;
-        n->next = head;
-        head = n;
-    }
+    seed_list_build(count);
     long peak = rss_kb();
-    for (struct node *n = head; n; n = n->next)
-        free(n->block);
-    t_origin = now_ns();
-    long after_free = rss_kb();
-    uint64_t end = t_origin + (uint64_t)idle_s * 1000000000ull;
-    while (now_ns() < end) {
-        usleep(50000);
-        sample(1);
-    }
-    long after_idle = rss_kb();
-    naive_end();
-    uint64_t ref_ns;
-    long ref = explicit_trim(&ref_ns);
-    long at_2s = after_free; /* the last sample within 2 s of the free */
+    seed_list_free_blocks();
+    struct idle_figures a;
+    idle_then_trim(idle_s, 50, &a);
+    long at_2s = a.after_free_kb; /* the last sample within 2 s of the free */
     for (int i = 0; i < nsamples; i++)
         if (samples[i].t_ms <= 2000)
             at_2s = samples[i].rss_kb;
     put("{\"scenario\":\"seed\",\"count\":%ld,\"rss_peak_kb\":%ld,\"after_free_kb\":%ld,"
         "\"after_idle_kb\":%ld,\"reach_ms\":%ld,\"at_2s_kb\":%ld",
-        count, peak, after_free, after_idle, reach_ms(ref * 105 / 100, -1, 0), at_2s);
-    put_common_tail(ref, ref_ns);
-    while (head) {
-        struct node *n = head->next;
-        free(head);
-        head = n;
-    }
+        count, peak, a.after_free_kb, a.after_idle_kb, reach_ms(a.ref_kb * 105 / 100, -1, 0),
+        at_2s);
+    put_common_tail(a.ref_kb, a.ref_ns);
+    seed_list_clear();
     return 0;
 }
 

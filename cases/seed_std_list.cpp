@@ -1,11 +1,15 @@
 // Pins the founding report: 64 KiB blocks interleaved with std::list nodes stay resident after the blocks are freed (each live 24 B node pins the free space around it), and malloc_trim(0) gives them back.
 //
 // The scenario is the seed's program as written (new char[64 KiB], memset, push_back, delete[]
-// all, list kept alive); only the count comes from --count and the phases are reported.
-#include <cstring>
-#include <list>
-
+// all, list kept alive: seed_list.cpp, which the shim bench runs too); only the count comes from
+// --count and the phases are reported.
 #include "scenario.h"
+#include "seed_list.h"
+
+static void keep_node(const void *node, size_t size, void *s)
+{
+    scenario_keep(static_cast<struct scenario *>(s), node, size);
+}
 
 int main(int argc, char **argv)
 {
@@ -17,26 +21,12 @@ int main(int argc, char **argv)
     struct scenario s;
     scenario_init(&s, "seed_std_list", options, argc, argv);
 
-    std::list<char *> free_list;
     scenario_phase(&s, "baseline");
-
-    for (long i = 0; i < count; i++) {
-        char *m = new char[1024 * 64];
-        memset(m, 'a', 1024 * 64);
-        free_list.push_back(m);
-    }
+    seed_list_build(count);
     scenario_phase(&s, "peak");
 
-    for (auto &v : free_list) {
-        delete[] v;
-    }
-
-    // The page floor counts the list nodes that stay alive. A libstdc++ node is {next, prev} then
-    // the value, so the node starts two pointers before the element.
-    const size_t links = 2 * sizeof(void *);
-    for (auto &v : free_list) {
-        const char *node = reinterpret_cast<const char *>(&v) - links;
-        scenario_keep(&s, node, links + sizeof v);
-    }
+    seed_list_free_blocks();
+    // The page floor counts the list nodes that stay alive.
+    seed_list_for_each_node(keep_node, &s);
     scenario_finish(&s);
 }

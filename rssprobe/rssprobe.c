@@ -1,13 +1,13 @@
 /* rssprobe: see rssprobe.h. Hard rule for this file: nothing here allocates from the malloc heap.
  * No stdio FILE, no malloc/strdup, no qsort (glibc's qsort may malloc its scratch array). /proc
- * and /sys files are read with open/read into stack buffers, the floor array is mmap'd and grown
- * with mremap, and snprintf is only used with integer conversions into caller buffers. */
+ * and /sys files are read by rssprobe_procfs.c into stack buffers, the floor array is mmap'd and
+ * grown with mremap, and snprintf is only used with integer conversions into caller buffers. */
 #define _GNU_SOURCE
 
 #include "rssprobe.h"
+#include "rssprobe_mallinfo.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,225 +19,25 @@
  * older glibc); nothing elsewhere. __GLIBC_PREREQ only exists on glibc, hence the nesting. */
 #if defined(__GLIBC__)
 #include <malloc.h>
-#if __GLIBC_PREREQ(2, 33)
+#if __GLIBC_PREREQ(2, 33) && !defined(RSSPROBE_FORCE_MALLINFO)
 #define RSSPROBE_MALLINFO2 1
 #else
 #define RSSPROBE_MALLINFO 1
 #endif
 #endif
 
-/* smaps_rollup is about 1 KiB; statm and the THP mode are a few dozen bytes. */
-#define READ_BUF 4096
-
 /* Initial floor capacity: 64 KiB of page numbers. */
 #define FLOOR_INITIAL_BYTES (64 * 1024)
 
 /* ---------------------------------------------------------------------------------------------
- * Reading files without stdio */
-
-/* Reads up to cap bytes of path into buf. Returns the number of bytes read (a file longer than
- * cap is truncated), or -1 when it cannot be opened or read. */
-static ssize_t read_file(const char *path, char *buf, size_t cap)
-{
-    int fd;
-    size_t got = 0;
-
-    do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -1;
-
-    while (got < cap) {
-        ssize_t n = read(fd, buf + got, cap - got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int saved = errno;
-            close(fd);
-            errno = saved;
-            return -1;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    return (ssize_t)got;
-}
-
-/* ---------------------------------------------------------------------------------------------
- * Parsers */
-
-static int is_blank(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r';
-}
-
-/* Parses an unsigned decimal number at *p (before end) into a long. Returns 0 and advances *p
- * past the digits, or -1 when there is no digit or the value does not fit. */
-static int parse_long(const char **p, const char *end, long *out)
-{
-    const char *s = *p;
-    long v = 0;
-
-    if (s >= end || *s < '0' || *s > '9')
-        return -1;
-    while (s < end && *s >= '0' && *s <= '9') {
-        int d = *s - '0';
-        if (v > (LONG_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-        s++;
-    }
-    *p = s;
-    *out = v;
-    return 0;
-}
-
-/* The value of a smaps_rollup line, "<blanks><digits><blanks>[kB]<blanks>" up to end. */
-static int parse_kb_value(const char *s, const char *end, long *out)
-{
-    while (s < end && is_blank(*s))
-        s++;
-    if (parse_long(&s, end, out) < 0)
-        return -1;
-    while (s < end && is_blank(*s))
-        s++;
-    if (end - s >= 2 && s[0] == 'k' && s[1] == 'B')
-        s += 2;
-    while (s < end && is_blank(*s))
-        s++;
-    return s == end ? 0 : -1;
-}
-
-static int key_is(const char *key, size_t klen, const char *want)
-{
-    size_t wlen = strlen(want);
-    return klen == wlen && memcmp(key, want, wlen) == 0;
-}
-
-static void rss_invalid(struct rssprobe_rss *out)
-{
-    out->rss_kb = -1;
-    out->anon_kb = -1;
-    out->anon_huge_kb = -1;
-    out->source = RSSPROBE_RSS_NONE;
-}
-
-int rssprobe_parse_smaps_rollup(const char *text, size_t len, struct rssprobe_rss *out)
-{
-    const char *p = text;
-    const char *end = text + len;
-    long rss = -1, anon = -1, huge = -1;
-    int have_rss = 0, have_anon = 0, have_huge = 0;
-
-    rss_invalid(out);
-    if (text == NULL)
-        return -1;
-
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        const char *colon = memchr(p, ':', (size_t)(le - p));
-
-        /* The first line (the address range header) and anything unknown are skipped. The
-         * first occurrence of a key wins. */
-        if (colon != NULL) {
-            size_t klen = (size_t)(colon - p);
-            long v;
-            if (!have_rss && key_is(p, klen, "Rss")) {
-                have_rss = 1;
-                if (parse_kb_value(colon + 1, le, &v) < 0)
-                    return -1; /* a present but malformed Rss is malformed text */
-                rss = v;
-            } else if (!have_anon && key_is(p, klen, "Anonymous")) {
-                have_anon = 1;
-                anon = parse_kb_value(colon + 1, le, &v) == 0 ? v : -1;
-            } else if (!have_huge && key_is(p, klen, "AnonHugePages")) {
-                have_huge = 1;
-                huge = parse_kb_value(colon + 1, le, &v) == 0 ? v : -1;
-            }
-        }
-        p = nl ? nl + 1 : end;
-    }
-    if (!have_rss)
-        return -1;
-
-    out->rss_kb = rss;
-    out->anon_kb = anon;
-    out->anon_huge_kb = huge;
-    out->source = RSSPROBE_RSS_SMAPS_ROLLUP;
-    return 0;
-}
-
-int rssprobe_parse_statm(const char *text, size_t len, long page_size, struct rssprobe_rss *out)
-{
-    const char *p = text;
-    const char *end = text + len;
-    long fields[2] = {0, 0};
-    int n = 0;
-
-    rss_invalid(out);
-    if (text == NULL || page_size <= 0)
-        return -1;
-
-    /* "size resident shared text lib data dt": every field must be a number, and there must be
-     * at least size and resident. A trailing newline is fine. */
-    for (;;) {
-        long v;
-        while (p < end && (*p == ' ' || *p == '\t'))
-            p++;
-        if (p == end || *p == '\n')
-            break;
-        if (parse_long(&p, end, &v) < 0)
-            return -1;
-        if (p < end && *p != ' ' && *p != '\t' && *p != '\n')
-            return -1; /* "12x" */
-        if (n < 2)
-            fields[n] = v;
-        n++;
-    }
-    /* Only blank space may follow the line. */
-    while (p < end && (*p == '\n' || *p == ' ' || *p == '\t' || *p == '\r'))
-        p++;
-    if (p != end || n < 2)
-        return -1;
-
-    unsigned long long pages = (unsigned long long)fields[1];
-    unsigned long long psz = (unsigned long long)page_size;
-    if (pages != 0 && psz > ULLONG_MAX / pages)
-        return -1;
-    unsigned long long kb = pages * psz / 1024;
-    if (kb > (unsigned long long)LONG_MAX)
-        return -1;
-
-    out->rss_kb = (long)kb;
-    out->anon_kb = -1;
-    out->anon_huge_kb = -1;
-    out->source = RSSPROBE_RSS_STATM;
-    return 0;
-}
-
-int rssprobe_read_rss(struct rssprobe_rss *out)
-{
-    char buf[READ_BUF];
-    ssize_t n;
-
-    n = read_file("/proc/self/smaps_rollup", buf, sizeof buf);
-    if (n >= 0 && rssprobe_parse_smaps_rollup(buf, (size_t)n, out) == 0)
-        return 0;
-
-    n = read_file("/proc/self/statm", buf, sizeof buf);
-    if (n >= 0 && rssprobe_parse_statm(buf, (size_t)n, sysconf(_SC_PAGESIZE), out) == 0)
-        return 0;
-
-    rss_invalid(out);
-    return -1;
-}
-
-/* ---------------------------------------------------------------------------------------------
  * Allocator state */
+
+#if defined(RSSPROBE_MALLINFO)
+static size_t figure(uint64_t v, unsigned unknown)
+{
+    return unknown || v >= (uint64_t)SIZE_MAX ? RSSPROBE_HEAP_UNKNOWN : (size_t)v;
+}
+#endif
 
 int rssprobe_read_heap(struct rssprobe_heap *out)
 {
@@ -253,14 +53,23 @@ int rssprobe_read_heap(struct rssprobe_heap *out)
     out->source = RSSPROBE_HEAP_MALLINFO2;
     return 0;
 #elif defined(RSSPROBE_MALLINFO)
-    /* int fields: read them as unsigned, which is right up to 4 GiB instead of 2 GiB. */
+    /* int fields, known modulo 2^32 only: widened against the arenas' mappings, and what cannot
+     * be told is reported unknown rather than as a wrapped number. mallinfo is deprecated from
+     * glibc 2.33 on, where only the forced test build calls it. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     struct mallinfo mi = mallinfo();
-    out->arena_bytes = (unsigned int)mi.arena;
-    out->mmap_bytes = (unsigned int)mi.hblkhd;
-    out->in_use_bytes = (unsigned int)mi.uordblks;
-    out->free_bytes = (unsigned int)mi.fordblks;
-    out->releasable_bytes = (unsigned int)mi.keepcost;
-    out->source = RSSPROBE_HEAP_MALLINFO;
+#pragma GCC diagnostic pop
+    struct rssprobe_narrow n = {(uint32_t)mi.arena, (uint32_t)mi.hblkhd, (uint32_t)mi.uordblks,
+                                (uint32_t)mi.fordblks, (uint32_t)mi.keepcost};
+    struct rssprobe_widened w;
+    rssprobe_widen_self(&n, &w);
+    out->arena_bytes = figure(w.arena, w.unknown & RSSPROBE_FIG_ARENA);
+    out->mmap_bytes = figure(w.mmap, w.unknown & RSSPROBE_FIG_MMAP);
+    out->in_use_bytes = figure(w.in_use, w.unknown & RSSPROBE_FIG_IN_USE);
+    out->free_bytes = figure(w.free, w.unknown & RSSPROBE_FIG_FREE);
+    out->releasable_bytes = figure(w.releasable, w.unknown & RSSPROBE_FIG_RELEASABLE);
+    out->source = w.wrapped ? RSSPROBE_HEAP_MALLINFO_WRAPPED : RSSPROBE_HEAP_MALLINFO;
     return 0;
 #else
     return -1;
@@ -269,8 +78,9 @@ int rssprobe_read_heap(struct rssprobe_heap *out)
 
 const char *rssprobe_thp_mode(void)
 {
+    static const char path[] = "/sys/kernel/mm/transparent_hugepage/enabled";
     char buf[256];
-    ssize_t n = read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf);
+    ssize_t n = rssprobe_procfs_read(path, buf, sizeof buf);
     if (n <= 0)
         return "unknown";
 
@@ -282,12 +92,10 @@ const char *rssprobe_thp_mode(void)
     if (close_br == NULL)
         return "unknown";
     size_t wlen = (size_t)(close_br - word);
-    if (key_is(word, wlen, "always"))
-        return "always";
-    if (key_is(word, wlen, "madvise"))
-        return "madvise";
-    if (key_is(word, wlen, "never"))
-        return "never";
+    static const char *const modes[] = {"always", "madvise", "never"};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (wlen == strlen(modes[i]) && memcmp(word, modes[i], wlen) == 0)
+            return modes[i];
     return "unknown";
 }
 
@@ -557,6 +365,15 @@ static void put_size(struct out *o, size_t v)
     put_raw(o, tmp, (size_t)n);
 }
 
+/* A heap figure: -1 when the source could not give it. */
+static void put_heap_size(struct out *o, size_t v)
+{
+    if (v == RSSPROBE_HEAP_UNKNOWN)
+        put_str(o, "-1");
+    else
+        put_size(o, v);
+}
+
 static const char *rss_source_name(enum rssprobe_rss_source src)
 {
     switch (src) {
@@ -572,6 +389,7 @@ static const char *heap_source_name(enum rssprobe_heap_source src)
     switch (src) {
     case RSSPROBE_HEAP_MALLINFO2: return "mallinfo2";
     case RSSPROBE_HEAP_MALLINFO: return "mallinfo";
+    case RSSPROBE_HEAP_MALLINFO_WRAPPED: return "mallinfo-wrapped";
     case RSSPROBE_HEAP_NONE: break;
     }
     return "none";
@@ -602,15 +420,15 @@ int rssprobe_format_json(const struct rssprobe_sample *s, char *buf, size_t len)
     put_str(&o, ",\"heap\":{\"source\":");
     put_json_string(&o, heap_source_name(s->heap.source));
     put_str(&o, ",\"arena_bytes\":");
-    put_size(&o, s->heap.arena_bytes);
+    put_heap_size(&o, s->heap.arena_bytes);
     put_str(&o, ",\"mmap_bytes\":");
-    put_size(&o, s->heap.mmap_bytes);
+    put_heap_size(&o, s->heap.mmap_bytes);
     put_str(&o, ",\"in_use_bytes\":");
-    put_size(&o, s->heap.in_use_bytes);
+    put_heap_size(&o, s->heap.in_use_bytes);
     put_str(&o, ",\"free_bytes\":");
-    put_size(&o, s->heap.free_bytes);
+    put_heap_size(&o, s->heap.free_bytes);
     put_str(&o, ",\"releasable_bytes\":");
-    put_size(&o, s->heap.releasable_bytes);
+    put_heap_size(&o, s->heap.releasable_bytes);
     put_str(&o, "},\"floor_kb\":");
     put_long(&o, s->floor_kb);
     put_str(&o, ",\"live_objects\":");

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rssprobe_procfs.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -19,37 +21,25 @@ extern "C" {
 /* A buffer big enough for one JSON line from rssprobe_format_json. */
 #define RSSPROBE_JSON_MAX 1024
 
-enum rssprobe_rss_source {
-    RSSPROBE_RSS_NONE = 0,
-    RSSPROBE_RSS_SMAPS_ROLLUP,
-    RSSPROBE_RSS_STATM,
-};
-
-struct rssprobe_rss {
-    long rss_kb;       /* resident set size */
-    long anon_kb;      /* Anonymous: resident anonymous memory; -1 when the source lacks it */
-    long anon_huge_kb; /* AnonHugePages: THP-backed part of anon_kb; -1 when unknown */
-    enum rssprobe_rss_source source;
-};
-
-/* Parsers take the text of a /proc file (not NUL-terminated; len bytes) so tests can feed them
- * malformed content. Return 0 on success, -1 when a required field is missing or not a number
- * (out is then left with rss_kb = -1 and source = RSSPROBE_RSS_NONE). */
-int rssprobe_parse_smaps_rollup(const char *text, size_t len, struct rssprobe_rss *out);
-int rssprobe_parse_statm(const char *text, size_t len, long page_size, struct rssprobe_rss *out);
-
-/* Reads /proc/self/smaps_rollup, falling back to /proc/self/statm where the kernel has no
- * smaps_rollup (before Linux 4.14). Returns 0, or -1 when neither can be read. */
-int rssprobe_read_rss(struct rssprobe_rss *out);
+/* RSS from /proc (struct rssprobe_rss, rssprobe_read_rss, the smaps_rollup, statm and status
+ * parsers): rssprobe_procfs.h, the one /proc reader the shim and the bench use too. */
 
 enum rssprobe_heap_source {
     RSSPROBE_HEAP_NONE = 0,  /* not glibc, or no mallinfo at all */
     RSSPROBE_HEAP_MALLINFO2, /* glibc >= 2.33: size_t fields */
-    RSSPROBE_HEAP_MALLINFO,  /* older glibc: int fields, wrap above 2 GiB */
+    RSSPROBE_HEAP_MALLINFO,  /* older glibc: int fields, widened (rssprobe_mallinfo.h); a figure
+                              * that cannot be told is RSSPROBE_HEAP_UNKNOWN */
+    RSSPROBE_HEAP_MALLINFO_WRAPPED, /* the same, and the arenas are past 4 GiB: the int fields
+                                     * had wrapped; free and in use are then unknown */
 };
 
+/* A heap figure that the source cannot give (JSON: -1). */
+#define RSSPROBE_HEAP_UNKNOWN SIZE_MAX
+
 /* glibc's view of its heap (all arenas), from mallinfo2()/mallinfo(). Note: these walk the bins
- * under the arena locks: cheap for a test, not for a hot path. */
+ * under the arena locks: cheap for a test, not for a hot path. Built with
+ * RSSPROBE_FORCE_MALLINFO, rssprobe reads mallinfo even where mallinfo2 exists (a test build:
+ * the path of glibc < 2.33 on this machine). */
 struct rssprobe_heap {
     size_t arena_bytes;      /* arena: non-mmapped space obtained from the system */
     size_t mmap_bytes;       /* hblkhd: space in mmapped chunks */
@@ -114,7 +104,8 @@ int rssprobe_sample(struct rssprobe_sample *s, const char *case_name, const char
  * "thp" is rssprobe_thp_mode() at the time of formatting.
  * Keys: rssprobe (format version 1), case, phase, t_ms, work_us, rss_kb, rss_source, anon_kb,
  * anon_huge_kb, thp, heap{source, arena_bytes, mmap_bytes, in_use_bytes, free_bytes,
- * releasable_bytes}, floor_kb, live_objects, live_bytes, pid. */
+ * releasable_bytes} (heap.source "mallinfo2", "mallinfo", "mallinfo-wrapped" or "none"; a heap
+ * figure that is RSSPROBE_HEAP_UNKNOWN is written -1), floor_kb, live_objects, live_bytes, pid. */
 int rssprobe_format_json(const struct rssprobe_sample *s, char *buf, size_t len);
 
 /* Formats and write()s one line (JSON + '\n') to fd, retrying on EINTR and short writes.

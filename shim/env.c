@@ -9,6 +9,7 @@
 const char *const ts_env_names[] = {
     "TRIMSHIM_POLICY",    "TRIMSHIM_INTERVAL_MS", "TRIMSHIM_THRESHOLD", "TRIMSHIM_PAD",
     "TRIMSHIM_BUDGET",    "TRIMSHIM_BUSY_WAIT_MS", "TRIMSHIM_VERBOSE",  "TRIMSHIM_LOG",
+    "TRIMSHIM_THREAD",    "TRIMSHIM_STATS",       "TRIMSHIM_STATS_KEEP",
     NULL,
 };
 
@@ -108,6 +109,80 @@ int ts_parse_policy(const char *s, enum ts_policy_kind *out)
         *out = TS_POLICY_OFF;
     else
         return -1;
+    return 0;
+}
+
+int ts_parse_thread(const char *s, enum ts_thread_kind *out)
+{
+    if (!s)
+        return -1;
+    if (eq_nocase(s, "auto"))
+        *out = TS_THREAD_AUTO;
+    else if (eq_nocase(s, "always"))
+        *out = TS_THREAD_ALWAYS;
+    else
+        return -1;
+    return 0;
+}
+
+const char *ts_check_stats_template(const char *s)
+{
+    if (!s || !*s)
+        return "empty (want an absolute file path, %p for the PID)";
+    if (*s != '/')
+        return "not an absolute path (the process's working directory is no place to look for "
+               "it)";
+    size_t len = 0, pids = 0;
+    const char *last_slash = s;
+    for (const char *p = s; *p; p++, len++) {
+        if (*p == '/')
+            last_slash = p;
+        if (*p != '%')
+            continue;
+        if (p[1] == 'p')
+            pids++;
+        else if (p[1] != '%')
+            return "a % that is neither %p (the PID) nor %% (a %)";
+        p++;
+        len++;
+    }
+    if (last_slash[1] == 0)
+        return "ends in / (want a file path)";
+    for (const char *p = s; p < last_slash; p++) {
+        if (p[0] == '%' && p[1] == 'p')
+            return "%p in a directory name (only the file name may vary by process)";
+        if (p[0] == '%')
+            p++;
+    }
+    /* a PID has at most 7 digits (pid_max <= 4194304); "%p" is 2 of them */
+    if (len + pids * 5 > TS_STATS_PATH_MAX - 1)
+        return "too long";
+    return NULL;
+}
+
+int ts_expand_stats_template(const char *tmpl, long pid, char *out, size_t size)
+{
+    char digits[24];
+    int nd = snprintf(digits, sizeof digits, "%ld", pid);
+    size_t o = 0;
+    if (ts_check_stats_template(tmpl) != NULL || nd <= 0 || size == 0)
+        return -1;
+    for (const char *p = tmpl; *p; p++) {
+        const char *add = p;
+        size_t n = 1;
+        if (*p == '%') {
+            p++;
+            if (*p == 'p') {
+                add = digits;
+                n = (size_t)nd;
+            }
+        }
+        if (o + n >= size)
+            return -1;
+        memcpy(out + o, add, n);
+        o += n;
+    }
+    out[o] = 0;
     return 0;
 }
 
@@ -244,6 +319,22 @@ int ts_config_from_env(struct ts_config *cfg, char *const *envp, ts_report_fn re
                 cfg->log_path = log;
             cfg->verbose = 1; /* asking for a log means wanting one */
         }
+    }
+    if ((v = lookup(envp, "TRIMSHIM_THREAD")) && ts_parse_thread(v, &cfg->thread) != 0)
+        complain(&c, "TRIMSHIM_THREAD", v, "not auto or always; using auto");
+    if ((v = lookup(envp, "TRIMSHIM_STATS"))) {
+        const char *why = ts_check_stats_template(v);
+        if (why)
+            complain(&c, "TRIMSHIM_STATS", v, "%s; no statistics file", why);
+        else
+            cfg->stats_path = v;
+    }
+    if ((v = lookup(envp, "TRIMSHIM_STATS_KEEP"))) {
+        uint64_t x;
+        if (ts_parse_u64(v, 0, 0, 1, &x) == 0)
+            cfg->stats_keep = (int)x;
+        else
+            complain(&c, "TRIMSHIM_STATS_KEEP", v, "not 0 or 1; using 0 (remove it at exit)");
     }
     if ((v = lookup(envp, "TRIMSHIM_VERBOSE"))) {
         uint64_t x;

@@ -34,6 +34,16 @@ int ts_parse_percent_ppm(const char *s, uint32_t min_ppm, uint32_t max_ppm, uint
 /* "adaptive", "interval", "off" (any case). */
 int ts_parse_policy(const char *s, enum ts_policy_kind *out);
 
+/* "auto", "always" (any case). */
+int ts_parse_thread(const char *s, enum ts_thread_kind *out);
+
+/* TRIMSHIM_STATS: NULL if s is a usable template (an absolute path; %p, the PID, only in the file
+ * name; %% a %; short enough once expanded), else why not, for the complaint line. */
+const char *ts_check_stats_template(const char *s);
+
+/* Expands a template (%p: pid) into out. Returns 0, or -1 (bad template, no room). */
+int ts_expand_stats_template(const char *tmpl, long pid, char *out, size_t size);
+
 /* Copies s into buf for a message: printable ASCII kept, '"' and '\\' escaped, other bytes as
  * \xNN, cut at about 64 characters with "...". Always NUL-terminates (size >= 1). */
 void ts_escape_value(const char *s, char *buf, size_t size);
@@ -48,6 +58,7 @@ extern const char *const ts_env_names[];
 #define TS_BUDGET_PPM_MAX 500000u
 #define TS_BUSY_WAIT_MS_MAX 86400000u
 #define TS_VERBOSE_MAX 2u
+#define TS_STATS_PATH_MAX 1024u /* the statistics file's path, expanded, with its NUL */
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,12 @@ enum ts_policy_kind {
     TS_POLICY_OFF,          /* no background thread */
 };
 
+enum ts_thread_kind {
+    TS_THREAD_AUTO = 0, /* default: while the program has one thread, work at its blocking waits
+                         * (no thread of ours); a background thread once it starts a second one */
+    TS_THREAD_ALWAYS,   /* a background thread from the start, whatever the program does */
+};
+
 /* Configuration (from the TRIMSHIM_* environment, see env.h). */
 struct ts_config {
     enum ts_policy_kind policy;
@@ -31,9 +37,14 @@ struct ts_config {
     uint64_t busy_wait_ns; /* adaptive: how long freed memory waits for quiet before a busy trim */
     int verbose;           /* 0 silent, 1 one line per trim and on start/stand-down, 2 + decisions */
     const char *log_path;  /* NULL: stderr; otherwise a file, appended to */
+    uint64_t page_size;    /* bytes per page: turns minor faults into bytes (refault judgement) */
+    enum ts_thread_kind thread; /* when the background thread starts */
+    const char *stats_path; /* TRIMSHIM_STATS: Prometheus text file template (%p: PID), or NULL */
+    int stats_keep;        /* 1: leave the statistics file at exit (default: remove it) */
 };
 
-/* Defaults, documented in README-section.md; the measurements behind them are in policy.c. */
+/* Defaults, documented in README.md, section "libtrimshim" (its "Policy" and "Knobs"); the
+ * measurements behind them are in policy.c. */
 #define TS_DEFAULT_ADAPTIVE_INTERVAL_MS 100u
 #define TS_DEFAULT_INTERVAL_INTERVAL_MS 1000u
 #define TS_DEFAULT_THRESHOLD (64u * 1024u)
@@ -58,6 +69,8 @@ struct ts_config {
 #define TS_BACKOFF_UNIT_NS TS_NS_PER_S  /* quiet-mode gap per backoff step */
 #define TS_MAX_PROBE_BACKOFF 100u       /* idle probes that find nothing: up to 100 intervals */
 #define TS_REFAULT_WINDOW_NS (2ull * TS_NS_PER_S) /* returned bytes back this soon: futile */
+#define TS_FAULT_RING 32u               /* recent (time, minor faults) samples kept for the window
+                                         * before a trim: 32 looks span >= 3.2 s at 100 ms */
 #define TS_MAX_SLEEP_FACTOR 5u          /* nothing happening: sleep up to 5 intervals */
 
 void ts_config_defaults(struct ts_config *cfg);
@@ -71,6 +84,7 @@ struct ts_obs {
     uint64_t heap_free_bytes; /* mallinfo2 fordblks: free bytes malloc holds, all arenas */
     uint64_t heap_used_bytes; /* mallinfo2 uordblks + hblkhd: bytes in use (incl. mmapped) */
     uint64_t probe_ns;        /* what that probe cost */
+    uint64_t minor_faults;    /* minor page faults of the process so far (getrusage ru_minflt) */
 };
 
 enum ts_action {
@@ -131,6 +145,26 @@ struct ts_policy_state {
     uint64_t watch_until_ns;
     uint64_t watch_rss_after;
     uint64_t watch_returned;
+    /* the same watch by minor faults: pages a program takes back fault in one by one, so a trim
+     * whose returned pages come back shows as faults in the window after it beyond the rate of
+     * the window before it (which new memory of its own, unrelated to the trim, also shows) */
+    struct ts_fault_sample { uint64_t now_ns, faults; } fault_ring[TS_FAULT_RING];
+    unsigned fault_n, fault_head; /* samples held, next slot */
+    uint64_t watch_start_ns;      /* the trim's end: the window after it starts here */
+    uint64_t watch_faults_start;  /* faults at that moment */
+    uint64_t watch_before_faults; /* faults over watch_before_ns right before the trim */
+    uint64_t watch_before_ns;
+    /* the last finished watch, for the log and the statistics (refault_seq counts them) */
+    uint64_t refault_seq;
+    struct ts_refault {
+        uint64_t window_ns;       /* the window after the trim */
+        uint64_t faults_after;    /* minor faults in it */
+        uint64_t faults_expected; /* what the rate before the trim predicts for it */
+        uint64_t excess;          /* after - expected, at least 0 */
+        int futile;               /* the watch judged the trim futile (RSS or faults) */
+        int by_faults;            /* ... because of the faults */
+    } last_refault;
+    uint64_t refault_faults;      /* sum of the excess over all watches */
     /* counts, for tests and statistics */
     uint64_t trims, futile, productive, probes;
 };

@@ -6,7 +6,10 @@
  *  - link it (-ltrimshim) and optionally use this API. Linking starts the background trimmer just
  *    as preloading does (TRIMSHIM_POLICY=off to prevent that); trimshim_stop() stops it.
  *
- * All functions are thread-safe. None may be called from a signal handler. */
+ * All functions are thread-safe. None may be called from a signal handler.
+ *
+ * The library also interposes the program's blocking waits (nanosleep, poll, epoll_wait, ...),
+ * sigaction and friends, and pthread_create, never malloc or free: see interpose.c. */
 #ifndef TRIMSHIM_H
 #define TRIMSHIM_H
 
@@ -17,7 +20,7 @@
 extern "C" {
 #endif
 
-#define TRIMSHIM_API_VERSION 1
+#define TRIMSHIM_API_VERSION 2
 
 enum trimshim_state {
     TRIMSHIM_RUNNING = 0,   /* the background trimmer runs */
@@ -26,6 +29,18 @@ enum trimshim_state {
     TRIMSHIM_NOT_GLIBC = 3, /* standing down: the program's malloc is not glibc's */
     TRIMSHIM_VALGRIND = 4,  /* standing down: running under valgrind */
     TRIMSHIM_FAILED = 5,    /* the background thread could not be created */
+    TRIMSHIM_WAITING = 6,   /* not trimming until the program starts a thread: a signal handler
+                             * was installed behind the shim's back (a raw rt_sigaction), so its
+                             * work at the program's waits could run inside a handler */
+};
+
+/* How the shim trims now (API version 2). */
+enum trimshim_mode {
+    TRIMSHIM_MODE_NONE = 0,   /* not at all (see state) */
+    TRIMSHIM_MODE_THREAD = 1, /* from a background thread of its own */
+    TRIMSHIM_MODE_IDLE = 2,   /* in the program's only thread, at the blocking waits it enters
+                               * (nanosleep, poll, epoll_wait, ...): no thread of its own, so a
+                               * single-threaded program keeps glibc malloc's fast paths */
 };
 
 struct trimshim_stats {
@@ -46,6 +61,18 @@ struct trimshim_stats {
                                    * wake-ups, probes, trims); 0 when none runs */
     int state;                    /* enum trimshim_state */
     int policy;                   /* 0 adaptive, 1 interval, 2 off */
+    /* API version 2: filled by trimshim_get_stats2 only */
+    int mode;                     /* enum trimshim_mode */
+    int pid;                      /* the process these figures are of */
+    uint64_t quiet_trims;         /* background trims by why: the program went quiet, */
+    uint64_t busy_trims;          /* much freed while it stayed busy, */
+    uint64_t interval_trims;      /* the interval policy */
+    uint64_t refault_faults;      /* minor faults in the 2 s after background trims beyond what
+                                   * the rate of the 2 s before predicts, total */
+    uint64_t last_refault_faults; /* the same for the last trim whose window is over */
+    uint64_t cpu_ns;              /* the shim's own CPU time, monotonic: its threads' (also the
+                                   * ones stopped), and its work at the program's idle points */
+    uint64_t idle_looks;          /* looks taken at the program's blocking waits */
 };
 
 /* Starts the background trimmer (no-op if it runs). Returns TRIMSHIM_RUNNING (0) or the reason
@@ -61,10 +88,24 @@ void trimshim_stop(void);
  * background trimmer takes it into account (it will not trim again for memory freed before). */
 uint64_t trimshim_trim_now(size_t pad);
 
-/* Fills *out (a snapshot; counters are monotonic within a process; a forked child starts at 0). */
+/* Fills the version-1 fields of *out (up to policy: what a program built against version 1 has
+ * room for); the rest is left as it was. A snapshot; counters are monotonic within a process; a
+ * forked child starts at 0. */
 void trimshim_get_stats(struct trimshim_stats *out);
 
-/* "running", "stopped", "off", "not-glibc", "valgrind", "failed". */
+/* Fills min(size, sizeof(struct trimshim_stats)) bytes of *out: call it with sizeof *out. */
+void trimshim_get_stats2(struct trimshim_stats *out, size_t size);
+
+/* The statistics file this process writes (TRIMSHIM_STATS with %p expanded), "" if none. Also
+ * readable without calling anything: the exported NUL-terminated array trimshim_stats_file
+ * (a debugger's `print trimshim_stats_file`). */
+const char *trimshim_stats_path(void);
+extern char trimshim_stats_file[1024];
+
+/* "thread", "idle-points", "none". */
+const char *trimshim_mode_name(int mode);
+
+/* "running", "stopped", "off", "not-glibc", "valgrind", "failed", "waiting". */
 const char *trimshim_state_name(int state);
 
 #ifdef __cplusplus

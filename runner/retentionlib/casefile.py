@@ -12,6 +12,22 @@
     thp = disable                      (optional; run every cell with transparent hugepages
                                         disabled for the case: prctl(PR_SET_THP_DISABLE), inherited
                                         across fork and exec; default 'system': the system's mode)
+    measure = rssprobe                 (optional; how the program reports, see below)
+
+`program` is one of:
+  - a file name (no '/'): a program of this project, in <build>/cases (or installed in
+    libexec/retention); it links the case harness (cases/scenario.h) and takes its flags;
+  - a path: your own program, outside the build tree, absolute or relative to the case file's own
+    directory (so a repository keeps cases/, expected/ and its programs together). It gets exactly
+    `args`, never the harness's flags, and it reports either with
+      measure = rssprobe   (the default) calls to rssprobe_phase() (rssprobe_phase.h): the runner
+                           passes it a file descriptor; what the harness does after the free in a
+                           cell (--trim, --idle N) it asks through the environment instead;
+      measure = watch      nothing: an unmodified program, sampled by the watch probe, whose
+                           phases are baseline (before main), peak, end (the last sample while it
+                           ran), after_trim (trim cell: right after the probe's malloc_trim(0)),
+                           after_idle (quiet for `idle` seconds, the cell's settle time for
+                           allocator cells).
 
 '#' starts a comment only at the start of a line; a '#' inside a value is refused, since it
 would otherwise be passed to the program as an argument."""
@@ -23,14 +39,18 @@ from collections import OrderedDict
 
 from . import cells as cellmod
 from .errors import ConfigError
-from .lines import COMMENT, CONTENT, SECTION, parse_lines, read_text
+from .lines import COMMENT, CONTENT, SECTION, display_path, parse_lines, read_text
 
-KEYS = ('program', 'args', 'cells', 'timeout', 'memcheck_args', 'idle', 'env', 'thp')
+KEYS = ('program', 'args', 'cells', 'timeout', 'memcheck_args', 'idle', 'env', 'thp', 'measure')
 REQUIRED = ('program', 'cells')
 MAY_BE_EMPTY = ('args', 'memcheck_args', 'env')
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_IDLE = 2
 THP_VALUES = ('system', 'disable')
+# How a program outside the build tree reports its phases (the harness's own programs: 'harness').
+MEASURE_VALUES = ('rssprobe', 'watch')
+# Cells that cannot measure an unmodified program: under valgrind RSS is valgrind's.
+NOT_FOR_WATCH = ('memcheck',)
 
 _KEY_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)?$')
 _ENV_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
@@ -53,7 +73,14 @@ class Case(object):
         self.env = OrderedDict()
         self.cell_env = {}
         self.thp = 'system'
+        self.measure = 'harness'
+        # The program's file when it lives outside the build tree (program = a path), else None.
+        self.program_path = None
         self.lines = {}
+
+    @property
+    def external(self):
+        return self.program_path is not None
 
     def args_for(self, key):
         if key == 'memcheck_args' and self.memcheck_args is not None:
@@ -66,7 +93,7 @@ class Case(object):
         return env
 
 
-def _number(where, lineno, key, value, integer=False):
+def _parse_number(where, lineno, key, value, integer=False):
     try:
         n = int(value) if integer else float(value)
     except ValueError:
@@ -137,8 +164,16 @@ def parse_case_text(text, name, where, path=None, known_cells=None):
             raise ConfigError(where, n, "empty value for '%s'" % key)
         if key == 'program':
             if len(value.split()) != 1:
-                raise ConfigError(where, n, "'program' is one file name in <build>/cases, got %r" % value)
+                raise ConfigError(where, n, "'program' is one file name in <build>/cases or one path, got %r"
+                                  % value)
             case.program = value
+            if '/' in value:
+                base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
+                case.program_path = os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+        elif key == 'measure':
+            if value not in MEASURE_VALUES:
+                raise ConfigError(where, n, "bad value for 'measure': %r (expected %s)"
+                                  % (value, ' or '.join(MEASURE_VALUES)))
         elif key == 'args':
             case.args = _split(where, n, key, value)
         elif key == 'memcheck_args':
@@ -151,12 +186,12 @@ def parse_case_text(text, name, where, path=None, known_cells=None):
                     raise ConfigError(where, n, "cell '%s' listed twice" % cell)
                 case.cells.append(cell)
         elif key == 'timeout':
-            t = _number(where, n, key, value)
+            t = _parse_number(where, n, key, value)
             if t <= 0:
                 raise ConfigError(where, n, "'timeout' must be > 0 seconds, got %r" % value)
             case.timeout = t
         elif key == 'idle':
-            t = _number(where, n, key, value, integer=True)
+            t = _parse_number(where, n, key, value, integer=True)
             if t < 0:
                 raise ConfigError(where, n, "'idle' must be >= 0 seconds, got %r" % value)
             case.idle = t
@@ -176,6 +211,19 @@ def parse_case_text(text, name, where, path=None, known_cells=None):
     for key in REQUIRED:
         if key not in seen:
             raise ConfigError(where, last, "missing required key '%s'" % key)
+    if 'measure' in seen:
+        if not case.external:
+            raise ConfigError(where, seen['measure'], "'measure' is for a program outside the build tree "
+                              "(program = a path); %r is a program of this project, which reports through "
+                              "its harness" % case.program)
+        case.measure = _value_of(lines, seen['measure'])
+    elif case.external:
+        case.measure = 'rssprobe'
+    if case.measure == 'watch':
+        for cell in case.cells:
+            if known_cells[cell].base in NOT_FOR_WATCH:
+                raise ConfigError(where, seen['cells'], "cell '%s' cannot measure an unmodified program (under "
+                                  "valgrind RSS is valgrind's); use measure = rssprobe" % cell)
     for cell in case.cells:
         for ref in known_cells[cell].refs:
             if ref not in case.cells:
@@ -184,15 +232,11 @@ def parse_case_text(text, name, where, path=None, known_cells=None):
     return case
 
 
-def display_path(path, repo):
-    """cases/x.case when path is inside the repo, else the path as given."""
-    try:
-        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(repo))
-    except ValueError:
-        return path
-    if rel.startswith(os.pardir):
-        return path
-    return rel
+def _value_of(lines, lineno):
+    for line in lines:
+        if line.lineno == lineno:
+            return line.text.partition('=')[2].strip()
+    return None
 
 
 def case_names(cases_dir):

@@ -6,22 +6,19 @@
   - which other cells of the same run it needs as a reference (the shim cell needs trim),
   - the allocator it runs (for allocator=NAME selectors in expected files),
   - whether its RSS figures mean anything (not under valgrind).
-Adding a cell (issue 4's jemalloc, tcmalloc, ...) is one more Cell(...) in CELLS below, with a
-preload function that finds the library or says why it is skipped."""
+Adding a cell is one more Cell(...) in CELLS below, with a preload function that finds the
+library or says why it is skipped (allocator_library does for a distro's allocator)."""
 
+import copy
 import os
 import platform
-import shutil
+import shlex
 from collections import OrderedDict
 
-from . import elf
+from . import elf, memcheck, paths
+from .vocab import MEMCHECK_METRICS
 
 BASE_PHASES = ('baseline', 'peak', 'after_free')
-MEMCHECK_METRICS = (
-    'definitely_lost_bytes', 'indirectly_lost_bytes', 'possibly_lost_bytes',
-    'still_reachable_bytes', 'still_reachable_blocks',
-    'definitely_lost_blocks', 'indirectly_lost_blocks', 'possibly_lost_blocks', 'errors',
-)
 
 
 class Prepared(object):
@@ -52,6 +49,8 @@ class Cell(object):
         self.measures_rss = measures_rss
         self.args_key = args_key
         self.needs_dynamic = needs_dynamic or preload is not None
+        # The table's cell this one is made from (a user's tunable cell names its base).
+        self.base = name
 
     def extra_args(self, case):
         if callable(self._extra_args):
@@ -75,7 +74,8 @@ class Cell(object):
         return None
 
     def prepare(self, ctx, case, program, tmpdir):
-        """Builds the command for this cell, or a skip reason."""
+        """Builds the command for this cell, or a skip reason. A program outside the build tree
+        (case.external) gets no harness flags: its cell's steps come as environment (steps_env)."""
         why = self.preflight(ctx, program)
         if why:
             return Prepared(skip=why)
@@ -85,30 +85,19 @@ class Cell(object):
         prefix = []
         if self.wrapper is not None:
             prefix = self.wrapper(ctx, tmpdir)[0]
-        argv = prefix + [program] + case.args_for(self.args_key) + self.extra_args(case)
+        external = getattr(case, 'external', False)
+        extra = [] if external else self.extra_args(case)
+        if external:
+            env.update(steps_env(self, case, 'phase'))
+        argv = prefix + [program] + case.args_for(self.args_key) + extra
         return Prepared(argv=argv, env=env)
 
 
 def shim_library(ctx):
-    path = os.path.join(ctx.build_dir, 'shim', 'libtrimshim.so')
+    path = paths.shim_library(ctx.build_dir)
     if not os.path.isfile(path):
         return None, 'shim not built: %s' % path
     return path, None
-
-
-def find_valgrind(ctx):
-    """The valgrind executable: --valgrind / $RETENTION_VALGRIND if given, else PATH."""
-    if ctx.valgrind:
-        if os.path.isfile(ctx.valgrind) and os.access(ctx.valgrind, os.X_OK):
-            return ctx.valgrind, None
-        found = shutil.which(ctx.valgrind, path=ctx.search_path)
-        if found and os.sep not in ctx.valgrind:
-            return found, None
-        return None, 'valgrind not found: %s' % ctx.valgrind
-    found = shutil.which('valgrind', path=ctx.search_path)
-    if not found:
-        return None, 'valgrind not found'
-    return found, None
 
 
 def memcheck_xml_path(tmpdir):
@@ -116,7 +105,7 @@ def memcheck_xml_path(tmpdir):
 
 
 def memcheck_wrapper(ctx, tmpdir):
-    vg, why = find_valgrind(ctx)
+    vg, why = paths.find_valgrind(ctx.valgrind, ctx.search_path)
     if vg is None:
         return None, why
     return [vg, '--tool=memcheck', '--xml=yes', '--xml-file=%s' % memcheck_xml_path(tmpdir),
@@ -124,7 +113,6 @@ def memcheck_wrapper(ctx, tmpdir):
 
 
 def memcheck_post(ctx, tmpdir, result):
-    from . import memcheck
     result['memcheck'] = memcheck.parse_xml_file(memcheck_xml_path(tmpdir))
 
 
@@ -201,3 +189,101 @@ CELLS = OrderedDict((c.name, c) for c in [
     _allocator_cell('tcmalloc', "the distro's tcmalloc (minimal) preloaded", 'tcmalloc', ALLOCATOR_SETTLE_S),
     _allocator_cell('mimalloc', "the distro's mimalloc preloaded", 'mimalloc', ALLOCATOR_SETTLE_S),
 ])
+
+
+# ---- cells for a program without the harness: `retention watch`, and case files whose program
+# lives outside the build tree. Such a program gets exactly its own arguments: a cell's harness
+# flags (--trim, --idle N) become the environment of what measures it instead.
+
+# The cells that measure RSS and can run any dynamically linked program; memcheck cannot (under
+# valgrind RSS is valgrind's).
+WATCH_CELLS = ('native', 'trim', 'shim', 'jemalloc', 'jemalloc_bg', 'tcmalloc', 'mimalloc')
+
+
+def harness_steps(cell, case):
+    """(trim, idle seconds or None): what the cell's harness flags ask of a program after its free.
+    case: the case (anything with .idle, the settle seconds, for watch)."""
+    args = cell.extra_args(case)
+    trim = '--trim' in args
+    idle = None
+    if '--idle' in args:
+        idle = int(args[args.index('--idle') + 1])
+    return trim, idle
+
+
+def steps_env(cell, case, kind):
+    """The cell's steps as environment: for the watch probe (kind 'watch': RETENTION_WATCH_TRIM=1
+    makes the probe call malloc_trim(0) when the program goes quiet; the settle time is the
+    runner's business), or for rssprobe_phase (kind 'phase': after the program's after_free
+    phase, RSSPROBE_PHASE_TRIM=1 trims and reports after_trim, RSSPROBE_PHASE_IDLE=N idles N s
+    and reports after_idle, as the harness does for --trim and --idle N)."""
+    trim, idle = harness_steps(cell, case)
+    env = OrderedDict()
+    if kind == 'watch':
+        if trim:
+            env['RETENTION_WATCH_TRIM'] = '1'
+    else:
+        if trim:
+            env['RSSPROBE_PHASE_TRIM'] = '1'
+        if idle is not None:
+            env['RSSPROBE_PHASE_IDLE'] = '%d' % idle
+    return env
+
+
+def _env_name_ok(name):
+    return bool(name) and (name[0].isalpha() or name[0] == '_') and \
+        all(ch.isalnum() or ch == '_' for ch in name)
+
+
+def user_cell(spec, table=None, allowed=WATCH_CELLS):
+    """A tunable cell a user declares, 'BASE:NAME=VALUE [NAME=VALUE...]' (native:MALLOC_ARENA_MAX=2,
+    jemalloc:MALLOC_CONF=dirty_decay_ms:0): the base cell with that environment added. A plain
+    cell name is that cell. Raises ValueError with the reason."""
+    table = CELLS if table is None else table
+    base, sep, rest = spec.partition(':')
+    if base not in table or base not in allowed:
+        raise ValueError("unknown cell '%s' in %r (known: %s; add tunables as CELL:NAME=VALUE)"
+                         % (base, spec, ', '.join(c for c in table if c in allowed)))
+    if not sep:
+        return table[base]
+    try:
+        tokens = shlex.split(rest)
+    except ValueError as e:
+        raise ValueError('bad quoting in cell %r: %s' % (spec, e))
+    if not tokens:
+        raise ValueError("cell %r: nothing after ':' (expected NAME=VALUE)" % spec)
+    env = OrderedDict(table[base].env)
+    for token in tokens:
+        name, eq, value = token.partition('=')
+        if not eq or not _env_name_ok(name):
+            raise ValueError('cell %r: bad entry %r (expected NAME=VALUE)' % (spec, token))
+        if name in ('LD_PRELOAD', 'LD_AUDIT') or name.startswith('RETENTION_WATCH_'):
+            raise ValueError('cell %r: %s is set by the cell itself' % (spec, name))
+        env[name] = value
+    cell = copy.copy(table[base])
+    cell.name = spec
+    cell.doc = '%s, with %s' % (table[base].name, ' '.join(tokens))
+    cell.env = env
+    cell.base = base
+    return cell
+
+
+def watch_view(cell):
+    """The cell as it measures an unmodified program (measure = watch): the phases the watch probe
+    sees are required (baseline, peak, end; after_trim in the trim cell) and the metrics it
+    computes are those they allow: settled_retained everywhere (after_idle, when the program was
+    quiet for the settle time), trim_retained in trim, shim_over_trim in shim."""
+    view = copy.copy(cell)
+    trim, _ = harness_steps(cell, _NoCase())
+    view.phases = ('baseline', 'peak', 'end') + (('after_trim',) if trim else ())
+    metrics = ['settled_retained']
+    if trim:
+        metrics.append('trim_retained')
+    if 'shim_over_trim' in cell.metrics:
+        metrics.append('shim_over_trim')
+    view.metrics = tuple(metrics)
+    return view
+
+
+class _NoCase(object):
+    idle = 0

@@ -14,15 +14,12 @@ import copy
 import html
 import os
 import re
-import sys
 import textwrap
-import time
 from collections import OrderedDict
 
 from . import cells as cellmod
-from . import platforminfo, report, runner, svgchart
-from .casefile import case_names, load_case
-from .errors import ConfigError, UsageError
+from . import paths, report, runner, svgchart
+from .report import is_number
 
 DEFAULT_CASE = 'seed_std_list'
 # seed_std_list at 3,000 x 64 KiB = 197 MB: the whole demo (native, memcheck, trim, shim and one
@@ -40,66 +37,6 @@ SERIES_LABELS = OrderedDict([
     ('trim', 'glibc + malloc_trim(0) after the free (trim)'),
     ('shim', 'glibc + LD_PRELOAD=libtrimshim.so (shim)'),
 ])
-
-
-# ---------------------------------------------------------------------------------------------
-# The command line (cli.py adds the subcommand with add_parser and calls main).
-
-def add_parser(sub, add_dirs):
-    p = sub.add_parser('demo', help='the teaching demo: run one case step by step, narrate what it '
-                                    'measures, draw its RSS timeline')
-    p.add_argument('--case', default=DEFAULT_CASE, metavar='NAME', help='the case (default: %s)' % DEFAULT_CASE)
-    p.add_argument('--pause', action='store_true',
-                   help='wait for Enter between steps (only when stdin is a terminal; never otherwise)')
-    p.add_argument('--svg', metavar='FILE', help='write the RSS timeline as a self-contained SVG')
-    p.add_argument('--html', metavar='FILE', help='write a page with the chart and the narration')
-    p.add_argument('--count', type=int, metavar='N',
-                   help='--count for the case program (default: the case file\'s, at most %d, so the demo '
-                        'ends within a minute)' % DEMO_COUNT)
-    add_dirs(p, build=True)
-    p.add_argument('--valgrind', metavar='PATH',
-                   help='the valgrind executable (default: $RETENTION_VALGRIND, else valgrind in PATH)')
-    return p
-
-
-def main(args, repo, cases_dir, expected_dir, build_dir, out=None, err=None, stdin=None):
-    out = out or sys.stdout
-    err = err or sys.stderr
-    stdin = stdin if stdin is not None else sys.stdin
-    if not os.path.isdir(cases_dir):
-        raise UsageError('no cases directory: %s' % cases_dir)
-    known = case_names(cases_dir)
-    if args.case not in known:
-        raise UsageError("unknown case '%s' (known: %s)" % (args.case, ', '.join(known) or 'none'))
-    if args.count is not None and args.count < 1:
-        raise UsageError('bad --count %d (expected a whole number >= 1)' % args.count)
-    try:
-        case = load_case(cases_dir, args.case, repo)
-    except ConfigError as e:
-        raise UsageError(str(e))
-    case, count, case_count = with_count(case, args.count)
-    if args.count is not None and count is None:
-        raise UsageError("case '%s' has no --count in its args; run it without --count" % case.name)
-    plat = platforminfo.detect()
-    ctx = runner.Context(repo, build_dir, cases_dir, expected_dir, plat,
-                         valgrind=args.valgrind or os.environ.get('RETENTION_VALGRIND') or None)
-    for path in (args.svg, args.html):
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise UsageError('cannot write %s: no such directory' % path)
-    t0 = time.monotonic()
-    facts = Facts(case, plat, count, case_count, idle_seconds(case))
-    facts.other = pick_other(ctx, case)
-    story = run(ctx, facts, out, err, pause=args.pause, stdin=stdin)
-    if args.svg:
-        report.write_file(args.svg, chart(facts))
-        out.write('\nRSS timeline written to %s\n' % args.svg)
-    if args.html:
-        report.write_file(args.html, html_page(facts, story))
-        out.write('%sPage with the chart and this story written to %s\n' % ('' if args.svg else '\n', args.html))
-    err.write('demo: %.1f s in all\n' % (time.monotonic() - t0))
-    out.flush()
-    failed = [r for r in facts.results.values() if r is not None and failed_run(r)]
-    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +93,7 @@ def with_idle(cell, seconds):
 
 def pick_other(ctx, case):
     """(cell name, None) of the first other allocator installed, or (None, why none is)."""
-    program = os.path.join(ctx.build_dir, 'cases', case.program)
+    program = paths.case_program(ctx.build_dir, case.program)
     why = []
     for name in OTHER_ALLOCATORS:
         cell = ctx.cells.get(name)
@@ -268,13 +205,9 @@ def wrap(text, indent='   '):
 # The narration: plain sentences around the measured figures. Each function takes Facts and
 # copes with a skipped or failed run, or a figure the case did not report.
 
-def _num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def fig(r, phase, key='rss_kb'):
     v = (r or {}).get('phases', {}).get(phase, {}).get(key)
-    return v if _num(v) and v >= 0 else None
+    return v if is_number(v) and v >= 0 else None
 
 
 def heap(r, phase, key):
@@ -282,7 +215,7 @@ def heap(r, phase, key):
     if not isinstance(h, dict) or h.get('source') in (None, 'none'):
         return None
     v = h.get(key)
-    return v if _num(v) and v >= 0 else None
+    return v if is_number(v) and v >= 0 else None
 
 
 def mb(kb):
@@ -313,17 +246,18 @@ def usable(r):
     return r is not None and r['status'] != 'skip' and r['run_ok']
 
 
-def not_run(r, what):
-    """A sentence for a run that gave no figures: skipped (and why) or failed (and why)."""
+def not_run(r, what, when_run=None):
+    """A sentence for a run that gave no figures: skipped (and why, then when_run: what the step
+    shows where the run can be made) or failed (and why)."""
     if r is None:
         return 'Skipped: %s did not run.' % what
     if r['status'] == 'skip':
-        return 'Skipped: %s.' % r['reason']
+        return 'Skipped: %s.' % r['reason'] + (' ' + when_run if when_run else '')
     return 'The %s run failed, so there are no figures for this step: %s.' % (what, r['reason'])
 
 
 def seconds(us):
-    if not _num(us) or us < 0:
+    if not is_number(us) or us < 0:
         return None
     s = us / 1e6
     return '%.1f s' % s if s >= 0.1 else '%.0f ms' % max(1, round(us / 1e3))
@@ -340,17 +274,23 @@ def _pages(facts, floor_kb):
     return int(round(floor_kb * 1024.0 / facts.page_size))
 
 
+def platform_words(p):
+    """['glibc 2.36', 'Debian GNU/Linux 12 (bookworm)', 'x86_64']: what the platform has of these."""
+    p = p or {}
+    words = []
+    if p.get('glibc'):
+        words.append('glibc %s' % p['glibc'])
+    if p.get('distro_name') or p.get('distro_id'):
+        words.append(p.get('distro_name') or p.get('distro_id'))
+    if p.get('arch'):
+        words.append(p['arch'])
+    return words
+
+
 def header(facts):
     c = facts.case
-    p = facts.platform or {}
     lines = ['retention demo: %s' % c.name, c.description]
-    where = []
-    if p.get('glibc'):
-        where.append('glibc %s' % p['glibc'])
-    if p.get('distro_name') or p.get('distro_id'):
-        where.append(p.get('distro_name') or p.get('distro_id'))
-    if p.get('arch'):
-        where.append(p['arch'])
+    where = platform_words(facts.platform)
     if where:
         lines.append('Measured on %s.' % ', '.join(where))
     if facts.count is not None and facts.case_count is not None and facts.count != facts.case_count:
@@ -405,12 +345,10 @@ def narrate_free(facts):
 
 def narrate_valgrind(facts):
     r = facts.results.get('memcheck')
-    if r is not None and r['status'] == 'skip':
-        return 'Skipped: %s. With valgrind installed, this step runs the same program under memcheck and ' \
-               'shows its leak summary.' % r['reason']
     mc = (r or {}).get('memcheck')
     if not usable(r) or not mc:
-        return not_run(r, 'memcheck')
+        return not_run(r, 'memcheck', 'With valgrind installed, this step runs the same program under memcheck '
+                                      'and shows its leak summary.')
     lost = mc['definitely_lost_bytes'] + mc['indirectly_lost_bytes'] + mc['possibly_lost_bytes']
     blocks, sr = mc['still_reachable_blocks'], mc['still_reachable_bytes']
     live = fig(r, 'after_free', 'live_objects')
@@ -507,18 +445,16 @@ def drop_time(r):
     limit = ai + 0.1 * (af - ai)
     for s in list(r.get('samples') or []) + [r['phases'].get('after_idle') or {}]:
         rss, t = s.get('rss_kb'), s.get('t_ms')
-        if _num(rss) and _num(t) and rss <= limit:
+        if is_number(rss) and is_number(t) and rss <= limit:
             return max(0.0, (t - t_free) / 1000.0)
     return None
 
 
 def narrate_shim(facts):
     r = facts.results.get('shim')
-    if r is not None and r['status'] == 'skip':
-        return 'Skipped: %s. Built, libtrimshim.so is preloaded into the unchanged program with LD_PRELOAD and ' \
-               'gives the memory back on its own when the program goes quiet.' % r['reason']
     if not usable(r):
-        return not_run(r, 'shim')
+        return not_run(r, 'shim', 'Built, libtrimshim.so is preloaded into the unchanged program with LD_PRELOAD '
+                                  'and gives the memory back on its own when the program goes quiet.')
     af, ai = fig(r, 'after_free'), fig(r, 'after_idle')
     text = 'Now the unchanged program with LD_PRELOAD=libtrimshim.so: the shim starts a background thread ' \
            'that calls malloc_trim when the program goes quiet. '
@@ -608,12 +544,12 @@ def timeline(r):
     samples = []
     phases = OrderedDict()
     for name, p in r['phases'].items():
-        if _num(p.get('t_ms')) and _num(p.get('rss_kb')) and p['rss_kb'] >= 0:
+        if is_number(p.get('t_ms')) and is_number(p.get('rss_kb')) and p['rss_kb'] >= 0:
             pt = ((p['t_ms'] - t_free) / 1000.0, p['rss_kb'] * 1024 / 1e6)
             samples.append(pt)
             phases[name] = pt
     for s in r.get('samples') or []:
-        if _num(s.get('t_ms')) and _num(s.get('rss_kb')) and s['rss_kb'] >= 0:
+        if is_number(s.get('t_ms')) and is_number(s.get('rss_kb')) and s['rss_kb'] >= 0:
             samples.append(((s['t_ms'] - t_free) / 1000.0, s['rss_kb'] * 1024 / 1e6))
     samples.sort(key=lambda p: p[0])
     return samples, phases
@@ -654,16 +590,8 @@ def chart_parts(facts):
 
 def chart(facts):
     series, marks = chart_parts(facts)
-    p = facts.platform or {}
-    bits = []
-    if facts.count is not None:
-        bits.append('--count %s' % n(facts.count))
-    if p.get('glibc'):
-        bits.append('glibc %s' % p['glibc'])
-    if p.get('distro_name') or p.get('distro_id'):
-        bits.append(p.get('distro_name') or p.get('distro_id'))
-    if p.get('arch'):
-        bits.append(p['arch'])
+    bits = ['--count %s' % n(facts.count)] if facts.count is not None else []
+    bits += platform_words(facts.platform)
     return svgchart.line_chart(
         series, marks, title='%s: resident memory (RSS) over time' % facts.case.name,
         subtitle=['; '.join(bits),

@@ -3,6 +3,13 @@
 import struct
 
 PT_INTERP = 3
+# Per ELF class (1: 32-bit, 2: 64-bit): the size of the header after e_ident, the struct format of
+# its fields e_type .. e_phnum, and the smallest program header entry.
+#   e_type e_machine e_version e_entry e_phoff e_shoff e_flags e_ehsize e_phentsize e_phnum
+_HEADER = {
+    1: (36, 'HHIIIIIHHH', 32),
+    2: (48, 'HHIQQQIHHH', 56),
+}
 
 
 def has_interp(path):
@@ -18,21 +25,12 @@ def has_interp(path):
             if cls not in (1, 2) or data not in (1, 2):
                 return None
             end = '<' if data == 1 else '>'
-            if cls == 2:
-                hdr = f.read(48)
-                if len(hdr) < 48:
-                    return None
-                # e_type e_machine e_version e_entry e_phoff e_shoff e_flags e_ehsize e_phentsize e_phnum
-                fields = struct.unpack(end + 'HHIQQQIHHH', hdr[:42])
-                phoff, phentsize, phnum = fields[4], fields[8], fields[9]
-                min_ent = 56
-            else:
-                hdr = f.read(36)
-                if len(hdr) < 36:
-                    return None
-                fields = struct.unpack(end + 'HHIIIIIHHH', hdr[:30])
-                phoff, phentsize, phnum = fields[4], fields[8], fields[9]
-                min_ent = 32
+            size, fmt, min_ent = _HEADER[cls]
+            hdr = f.read(size)
+            if len(hdr) < size:
+                return None
+            fields = struct.unpack_from(end + fmt, hdr)
+            phoff, phentsize, phnum = fields[4], fields[8], fields[9]
             if phnum == 0 or phoff == 0:
                 return False
             if phentsize < min_ent:

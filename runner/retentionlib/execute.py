@@ -1,5 +1,5 @@
-"""Running one case program: scrubbed environment, its own process group, a hard timeout, and
-the JSON phase lines it prints."""
+"""Running one case program: its own process group, a hard timeout, and the JSON phase lines it
+prints. The environment it gets is scrubbed first (scrubenv.py)."""
 
 import errno
 import json
@@ -10,11 +10,11 @@ import subprocess
 import time
 from collections import OrderedDict
 
-# Variables that change what malloc does (or what runs) and must never leak in from the caller.
-SCRUB_PREFIXES = ('MALLOC_', 'TRIMSHIM_', 'VALGRIND_')
-SCRUB_NAMES = ('GLIBC_TUNABLES', 'LD_PRELOAD', 'LD_AUDIT')
-# VALGRIND_LIB only says where valgrind's own tools live (a valgrind outside /usr needs it).
-SCRUB_KEEP = ('VALGRIND_LIB',)
+try:
+    import ctypes
+except ImportError:  # a python built without ctypes: `thp = disable` is then a skip
+    ctypes = None
+
 _VALGRIND_LINE = re.compile(r'^==\d+==')
 
 # prctl(2) options (Linux >= 3.15): a process with THP disabled gets no transparent hugepages,
@@ -31,13 +31,13 @@ def _get_prctl():
     make the call."""
     if not _prctl:
         fn = None
-        try:
-            import ctypes
-            fn = ctypes.CDLL(None, use_errno=True).prctl
-            fn.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-            fn.restype = ctypes.c_int
-        except (ImportError, OSError, AttributeError):
-            fn = None
+        if ctypes is not None:
+            try:
+                fn = ctypes.CDLL(None, use_errno=True).prctl
+                fn.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+                fn.restype = ctypes.c_int
+            except (OSError, AttributeError):
+                fn = None
         _prctl.append(fn)
     return _prctl[0]
 
@@ -49,7 +49,6 @@ def thp_disable_unsupported():
     if fn is None:
         return 'thp = disable: no prctl() in the C library (ctypes)'
     if fn(PR_GET_THP_DISABLE, 0, 0, 0, 0) < 0:
-        import ctypes
         return 'thp = disable: this kernel has no prctl(PR_SET_THP_DISABLE) (%s; Linux >= 3.15 has it)' % (
             os.strerror(ctypes.get_errno()))
     return None
@@ -59,24 +58,6 @@ def _disable_thp():
     """preexec_fn: runs in the child after fork, before exec."""
     if _get_prctl()(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0:
         raise OSError('prctl(PR_SET_THP_DISABLE) failed')
-
-
-def scrubbed_env(environ=None):
-    environ = os.environ if environ is None else environ
-    out = OrderedDict()
-    for k in sorted(environ):
-        if k in SCRUB_KEEP:
-            out[k] = environ[k]
-        elif k in SCRUB_NAMES or k.startswith(SCRUB_PREFIXES):
-            continue
-        else:
-            out[k] = environ[k]
-    return out
-
-
-def scrubbed_names(environ=None):
-    environ = os.environ if environ is None else environ
-    return sorted(k for k in environ if k not in scrubbed_env(environ))
 
 
 class ProcResult(object):
@@ -89,15 +70,22 @@ class ProcResult(object):
         self.start_error = None
 
 
-def _killpg(pid):
+def signal_process(pid, sig, group=False):
+    """Sends sig to pid, or with group=True to the process group pid leads. A process already gone
+    (ESRCH), or one not ours to signal (EPERM: a setuid program in the group, a pid reused by
+    another user), is no error: there is nothing of ours left to stop."""
     try:
-        os.killpg(pid, signal.SIGKILL)
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
     except OSError as e:
         if e.errno not in (errno.ESRCH, errno.EPERM):
             raise
 
 
-def _read(path):
+def read_output(path):
+    """A child's output file as text ('' when unreadable)."""
     try:
         with open(path, 'rb') as f:
             return f.read().decode('utf-8', 'replace')
@@ -105,12 +93,13 @@ def _read(path):
         return ''
 
 
-def run_process(argv, env, timeout, tmpdir, thp_disable=False):
+def run_process(argv, env, timeout, tmpdir, thp_disable=False, pass_fds=()):
     """Runs argv in a new session (its own process group) with cwd=tmpdir, output to files in
     tmpdir (so a straggling grandchild holding a pipe cannot block us). At the timeout the whole
     group is killed; after a normal exit any leftover member of the group is killed too.
     thp_disable: the child runs with transparent hugepages disabled (PR_SET_THP_DISABLE); check
-    thp_disable_unsupported() first."""
+    thp_disable_unsupported() first. pass_fds: descriptors the child inherits (rssprobe_phase's
+    report file)."""
     res = ProcResult()
     out_path = os.path.join(tmpdir, 'stdout')
     err_path = os.path.join(tmpdir, 'stderr')
@@ -123,7 +112,7 @@ def run_process(argv, env, timeout, tmpdir, thp_disable=False):
         try:
             proc = subprocess.Popen(argv, env=dict(env), cwd=tmpdir, stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=err, close_fds=True, start_new_session=True,
-                                    preexec_fn=preexec)
+                                    preexec_fn=preexec, pass_fds=tuple(pass_fds))
         except OSError as e:
             res.start_error = '%s: %s' % (argv[0], e.strerror or e)
             res.duration = time.monotonic() - start
@@ -138,16 +127,16 @@ def run_process(argv, env, timeout, tmpdir, thp_disable=False):
                 res.returncode = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 res.timed_out = True
-                _killpg(proc.pid)
+                signal_process(proc.pid, signal.SIGKILL, group=True)
                 res.returncode = proc.wait()
         finally:
             # Also on KeyboardInterrupt: never leave a case (or its children) running.
-            _killpg(proc.pid)
+            signal_process(proc.pid, signal.SIGKILL, group=True)
             if proc.returncode is None:
                 proc.wait()
     res.duration = time.monotonic() - start
-    res.stdout = _read(out_path)
-    res.stderr = _read(err_path)
+    res.stdout = read_output(out_path)
+    res.stderr = read_output(err_path)
     return res
 
 

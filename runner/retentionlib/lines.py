@@ -4,9 +4,13 @@ Both formats are line based: blank lines, full-line '#' comments, '[section]' he
 lines ('key = value' in case files, 'METRIC OP VALUE' in expected files). A '#' starts a comment
 only at the start of a line. Each content or section line carries the comment block right above
 it (its "why"): a block of adjacent comment lines, shared by a group of adjacent content lines, and
-cut by a blank line or a section header."""
+cut by a blank line or a section header.
+
+Also how both are read (read_text: UTF-8, errors naming the file) and named in messages
+(display_path: relative to the repo)."""
 
 import io
+import os
 
 from .errors import ConfigError
 
@@ -77,3 +81,15 @@ def parse_lines(text, where):
         out.append(Line(lineno, CONTENT, s, why))
         prev = CONTENT
     return out
+
+
+def display_path(path, repo):
+    """How a config file is named in messages: cases/x.case when path is inside the repo, else
+    the path as given."""
+    try:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(repo))
+    except ValueError:
+        return path
+    if rel.startswith(os.pardir):
+        return path
+    return rel

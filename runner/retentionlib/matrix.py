@@ -40,10 +40,29 @@ def load(specs):
             raise UsageError('%s: not JSON: %s' % (path, e))
         if not isinstance(doc, dict) or not isinstance(doc.get('results'), list):
             raise UsageError("%s: not the JSON of 'retention run --json' (no results list)" % path)
+        # One platform may be run twice, with tcache on and off (ci/local-matrix does): the two
+        # runs are two columns of one label.
+        if _tcache_off(doc):
+            label += NO_TCACHE
         if label in [x[0] for x in out]:
             raise UsageError("platform label '%s' given twice" % label)
         out.append((label, doc))
     return out
+
+
+NO_TCACHE = ', no tcache'
+
+
+def _tcache_off(doc):
+    return ((doc.get('platform') or {}).get('tcache')) == 'off'
+
+
+def column_title(label, doc):
+    """'host (2.36)', or for a run with tcache off 'host (2.36, no tcache)'."""
+    glibc = (doc.get('platform') or {}).get('glibc') or '?'
+    if _tcache_off(doc) and label.endswith(NO_TCACHE):
+        return '%s (%s%s)' % (label[:-len(NO_TCACHE)], glibc, NO_TCACHE)
+    return '%s (%s)' % (label, glibc)
 
 
 def key_check(r):
@@ -105,8 +124,9 @@ def platform_line(label, doc):
     else:
         bounds = 'defaults only'
     s = doc.get('summary') or {}
+    thp = p.get('thp') or '?'
     return '%s: glibc %s, %s, thp %s; %s passed, %s failed, %s skipped; bounds: %s' % (
-        label, p.get('glibc') or '?', distro, p.get('thp') or '?', s.get('passed', '?'), s.get('failed', '?'),
+        label, p.get('glibc') or '?', distro, thp, s.get('passed', '?'), s.get('failed', '?'),
         s.get('skipped', '?'), bounds)
 
 
@@ -129,8 +149,7 @@ def render(loaded):
     for case, cell in sorted(rows, key=sort_key):
         per = rows[(case, cell)]
         table.append([case, cell] + [entry(per[l], marks) if l in per else '-' for l in labels])
-    heads = [['case', 'cell'] + ['%s (%s)' % (l, (d.get('platform') or {}).get('glibc') or '?')
-                                 for l, d in loaded]]
+    heads = [['case', 'cell'] + [column_title(l, d) for l, d in loaded]]
     widths = [max(len(row[i]) for row in heads + table) for i in range(len(heads[0]))]
     lines = []
     for row in heads + table:

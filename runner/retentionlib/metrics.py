@@ -13,19 +13,23 @@ metrics against bounds.
                   cell's growth from its baseline to after_trim) / trim after_trim.rss (same run);
                   growth in anonymous kB where the probe reads it (smaps_rollup), in RSS otherwise
   memcheck        definitely/indirectly/possibly_lost_{bytes,blocks}, still_reachable_{bytes,blocks},
-                  errors (non-leak errors)"""
+                  errors (non-leak errors)
+
+The names, the operators and the figures a bound may use come from vocab, as the expected-file
+parser's do."""
 
 import numbers
 from collections import OrderedDict
 
-from .expfile import OPS
+from .vocab import FIGURE_PHASE, MEMCHECK_METRICS, METRIC_NAMES, OPS
 
 
 class NotComputable(Exception):
     pass
 
 
-def _is_num(v):
+def _is_real_number(v):
+    """A figure as the case reports it: an int or a float, not a bool (JSON true is no number)."""
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
@@ -38,7 +42,7 @@ def phase(result, name):
 
 def rss_kb(result, name):
     v = phase(result, name).get('rss_kb')
-    if not _is_num(v) or v < 0:
+    if not _is_real_number(v) or v < 0:
         raise NotComputable("phase '%s' reports no rss_kb (got %r)" % (name, v))
     return v
 
@@ -48,7 +52,7 @@ def _over_floor(phase_name):
         b = rss_kb(result, 'baseline')
         t = rss_kb(result, phase_name)
         floor = phase(result, phase_name).get('floor_kb')
-        if not _is_num(floor) or floor < 0:
+        if not _is_real_number(floor) or floor < 0:
             raise NotComputable("phase '%s' reports no floor_kb (got %r)" % (phase_name, floor))
         if b + floor <= 0:
             raise NotComputable('baseline + floor is 0 kB')
@@ -82,7 +86,7 @@ def reference(refs, name):
 def anon_kb(result, name):
     """Anonymous resident kB of a phase, or None where the probe could not read it (statm only)"""
     v = phase(result, name).get('anon_kb')
-    return v if _is_num(v) and v >= 0 else None
+    return v if _is_real_number(v) and v >= 0 else None
 
 
 def _shim_over_trim(result, refs):
@@ -128,7 +132,7 @@ class Metric(object):
         self.compute = compute
 
 
-METRICS = OrderedDict((m.name, m) for m in [
+_DEFINED = [
     Metric('retained', 'fraction', 'retained', _share_of_growth('after_free')),
     Metric('floor_ratio', 'ratio', 'floor', _over_floor('after_trim')),
     Metric('free_over_floor', 'ratio', 'free/floor', _over_floor('after_free')),
@@ -137,12 +141,12 @@ METRICS = OrderedDict((m.name, m) for m in [
     Metric('shim_over_trim', 'ratio', 'shim/trim', _shim_over_trim),
 ] + [
     Metric(k, 'bytes' if k.endswith('_bytes') else 'count', k.replace('_', ' '), _memcheck(k))
-    for k in ('definitely_lost_bytes', 'indirectly_lost_bytes', 'possibly_lost_bytes',
-              'still_reachable_bytes', 'still_reachable_blocks', 'definitely_lost_blocks',
-              'indirectly_lost_blocks', 'possibly_lost_blocks', 'errors')
-])
-
-FIGURE_PHASE = 'after_free'
+    for k in MEMCHECK_METRICS
+]
+_BY_NAME = dict((m.name, m) for m in _DEFINED)
+# Keyed and ordered by vocab.METRIC_NAMES, the names an expected file may use: a name without a
+# definition here fails at import (KeyError), not when a bound first names it.
+METRICS = OrderedDict((name, _BY_NAME[name]) for name in METRIC_NAMES)
 
 
 def compute_all(cell, result, refs):
@@ -162,7 +166,7 @@ def figure(result, name):
     """A figure the case reported (live_objects, live_bytes, floor_kb), from after_free."""
     p = phase(result, FIGURE_PHASE)
     v = p.get(name)
-    if not _is_num(v) or v < 0:
+    if not _is_real_number(v) or v < 0:
         raise NotComputable("figure '%s' not reported in phase '%s' (got %r)" % (name, FIGURE_PHASE, v))
     return v
 

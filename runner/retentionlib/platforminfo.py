@@ -1,4 +1,5 @@
-"""The platform key that selects bounds: glibc version, distro, THP mode, page size, arch."""
+"""The platform key that selects bounds: glibc version, distro, THP mode, page size, arch, and
+whether glibc's per-thread cache (tcache) is on for the run."""
 
 import os
 import platform as _platform
@@ -72,10 +73,64 @@ def page_size():
         return None
 
 
-def detect(os_release_paths=OS_RELEASE, thp_path=THP_ENABLED):
+# glibc's per-thread cache (tcache) arrived in 2.26; before, freed small chunks went straight to
+# the fastbins and bins (EL 7's glibc 2.17 has none).
+TCACHE_SINCE = (2, 26)
+TCACHE_TUNABLE = 'glibc.malloc.tcache_count'
+
+
+def parse_tunables(text):
+    """GLIBC_TUNABLES 'name=value:name=value' -> OrderedDict; a later setting of a name wins, as
+    in glibc's own parsing; items without '=' are ignored, as glibc ignores them."""
+    out = OrderedDict()
+    for item in (text or '').split(':'):
+        name, sep, value = item.partition('=')
+        if sep and name:
+            out.pop(name, None)
+            out[name] = value
+    return out
+
+
+def _tunable_number(value):
+    """glibc's reading of a numeric tunable (decimal, 0x hex, leading-0 octal), None if it is
+    not a number (glibc then keeps the default)."""
+    v = value.strip()
+    try:
+        if re.match(r'^0[xX][0-9a-fA-F]+$', v):
+            return int(v, 16)
+        if re.match(r'^0[0-7]*$', v):
+            return int(v, 8)
+        if re.match(r'^[1-9][0-9]*$', v):
+            return int(v)
+    except ValueError:
+        pass
+    return None
+
+
+def tcache_state(glibc, env=None):
+    """'off' when glibc predates tcache (< 2.26) or env (the variables the run sets in every
+    cell, e.g. run --env GLIBC_TUNABLES=glibc.malloc.tcache_count=0) sets its count to 0; 'on'
+    for any other glibc; None when the C library is not glibc (or its version is unknown)."""
+    if not glibc:
+        return None
+    m = re.match(r'^(\d+)\.(\d+)', glibc)
+    if not m:
+        return None
+    if (int(m.group(1)), int(m.group(2))) < TCACHE_SINCE:
+        return 'off'
+    count = parse_tunables((env or {}).get('GLIBC_TUNABLES')).get(TCACHE_TUNABLE)
+    if count is not None and _tunable_number(count) == 0:
+        return 'off'
+    return 'on'
+
+
+def detect(os_release_paths=OS_RELEASE, thp_path=THP_ENABLED, env=None):
+    """The platform of this machine; env: the variables the run sets in every cell (its
+    --env), which may turn tcache off."""
     rel = read_os_release(os_release_paths)
     p = OrderedDict()
     p['glibc'] = glibc_version()
+    p['tcache'] = tcache_state(p['glibc'], env)
     p['distro_id'] = rel.get('ID') or None
     p['distro_version'] = rel.get('VERSION_ID') or None
     p['distro_name'] = rel.get('PRETTY_NAME') or None
@@ -91,10 +146,14 @@ def detect(os_release_paths=OS_RELEASE, thp_path=THP_ENABLED):
 
 
 def key(p):
-    """One line: 'glibc=2.36 distro=debian-12 thp=madvise page_size=4096 arch=x86_64'."""
+    """One line: 'glibc=2.36 distro=debian-12 thp=madvise page_size=4096 arch=x86_64', then
+    ' tcache=on' or ' tcache=off' when the platform says (glibc only)."""
     distro = p.get('distro_id') or 'unknown'
     if p.get('distro_version'):
         distro += '-' + p['distro_version']
-    return 'glibc=%s distro=%s thp=%s page_size=%s arch=%s' % (
+    k = 'glibc=%s distro=%s thp=%s page_size=%s arch=%s' % (
         p.get('glibc') or 'none', distro, p.get('thp') or 'unknown',
         p.get('page_size') or 'unknown', p.get('arch') or 'unknown')
+    if p.get('tcache'):
+        k += ' tcache=%s' % p['tcache']
+    return k

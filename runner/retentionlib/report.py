@@ -41,8 +41,14 @@ def human_bytes(n):
     return '%d B' % n
 
 
+def is_number(v):
+    """A figure that is a number: int or float, not a bool (JSON true and false are bools) and
+    not None (a figure the case did not report)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 def human_kb(kb):
-    if not isinstance(kb, numbers.Real) or isinstance(kb, bool) or kb < 0:
+    if not is_number(kb) or kb < 0:
         return '-'
     return human_bytes(kb * 1024)
 

@@ -8,10 +8,11 @@ import time
 from collections import OrderedDict
 
 from . import cells as cellmod
-from . import execute, metrics, report
-from .casefile import display_path, load_case
+from . import execute, metrics, paths, report, scrubenv, watch
+from .casefile import load_case
 from .errors import ConfigError
 from .expfile import load_expected, select_bounds, unmatched_sections
+from .lines import display_path
 from .memcheck import MemcheckError
 
 
@@ -115,7 +116,7 @@ def run_case(ctx, name, cell_filter=None):
         exp = load_expected(ctx.expected_dir, name, ctx.repo, ctx.cells)
     except ConfigError as e:
         exp_error = str(e)
-    program = os.path.join(ctx.build_dir, 'cases', case.program)
+    program = program_of(ctx, case)
     skipped = set()
     if os.path.isfile(program):
         skipped = set(c for c in wanted if ctx.cells[c].preflight(ctx, program))
@@ -139,12 +140,18 @@ def measure_cell(ctx, case, cell, refs):
     and why the run itself failed (None when it ran clean), or marks the result skipped."""
     t0 = time.monotonic()
     r = new_result(case.name, cell.name)
-    program = os.path.join(ctx.build_dir, 'cases', case.program)
+    program = program_of(ctx, case)
     if not os.path.isfile(program):
-        return _finish(r, t0, 'fail', 'not built: %s; run cmake --build %s' % (program, ctx.build_dir)), True
+        if case.external:
+            return _finish(r, t0, 'fail', 'no such program: %s (program = %s, %s:%d)' % (
+                program, case.program, case.where, case.lines.get('program', 0))), True
+        return _finish(r, t0, 'fail', 'not built: %s; %s' % (program, paths.how_to_get_programs(ctx.build_dir))), True
     if not os.access(program, os.X_OK):
         return _finish(r, t0, 'fail', 'not executable: %s' % program), True
+    if case.measure == 'watch':
+        return measure_watch_cell(ctx, case, cell, refs, program, r, t0)
     tmpdir = tempfile.mkdtemp(prefix='retention-%s-%s-' % (case.name, cell.name))
+    report_file = None
     try:
         prep = cell.prepare(ctx, case, program, tmpdir)
         if not prep.skip and case.thp == 'disable':
@@ -153,7 +160,7 @@ def measure_cell(ctx, case, cell, refs):
             ctx.log('[%s %s] skipped: %s' % (case.name, cell.name, prep.skip))
             return _finish(r, t0, 'skip', prep.skip), True
         r['thp_disabled'] = case.thp == 'disable'
-        env = execute.scrubbed_env(ctx.environ)
+        env = scrubenv.scrubbed_env(ctx.environ)
         added = OrderedDict(prep.env)
         added.update(case.env_for(cell.name))
         added.update(ctx.extra_env)
@@ -162,16 +169,29 @@ def measure_cell(ctx, case, cell, refs):
         r['env'] = added
         ctx.log('[%s %s] $ %s%s' % (case.name, cell.name,
                                     ''.join('%s=%s ' % kv for kv in added.items()), ' '.join(prep.argv)))
-        dropped = execute.scrubbed_names(ctx.environ)
+        dropped = scrubenv.scrubbed_names(ctx.environ)
         if dropped:
             ctx.log('[%s %s]   scrubbed from the environment: %s' % (case.name, cell.name, ' '.join(dropped)))
         if r['thp_disabled']:
             ctx.log('[%s %s]   transparent hugepages disabled for it (thp = disable)' % (case.name, cell.name))
-        proc = execute.run_process(prep.argv, env, case.timeout, tmpdir, thp_disable=r['thp_disabled'])
+        pass_fds = ()
+        if case.external:
+            # rssprobe_phase writes to this descriptor, and checks by dev:ino that it still is ours.
+            report_file = open(os.path.join(tmpdir, 'phases'), 'w+b')
+            st = os.fstat(report_file.fileno())
+            env['RSSPROBE_PHASE_FD'] = '%d' % report_file.fileno()
+            env['RSSPROBE_PHASE_ID'] = '%d:%d' % (st.st_dev, st.st_ino)
+            pass_fds = (report_file.fileno(),)
+        proc = execute.run_process(prep.argv, env, case.timeout, tmpdir, thp_disable=r['thp_disabled'],
+                                   pass_fds=pass_fds)
         r['exit_status'] = proc.returncode
         r['timed_out'] = proc.timed_out
         r['stderr_tail'] = '\n'.join(proc.stderr.splitlines()[-20:])
-        phases, samples, problems = execute.parse_phases(proc.stdout)
+        reported = proc.stdout
+        if report_file is not None:
+            report_file.seek(0)
+            reported = report_file.read().decode('utf-8', 'replace')
+        phases, samples, problems = execute.parse_phases(reported)
         r['phases'] = phases
         r['samples'] = samples
         run_error = None
@@ -191,7 +211,10 @@ def measure_cell(ctx, case, cell, refs):
             run_error = problems[0]
         else:
             missing = [p for p in cell.phases if p not in phases]
-            if missing and not phases:
+            if missing and not phases and case.external:
+                run_error = ("no '%s' phase reported (no phase at all: does %s call rssprobe_phase(), and "
+                             "is it linked with the rssprobe of this retention?)" % (missing[0], case.program))
+            elif missing and not phases:
                 run_error = "no '%s' phase reported (no JSON phase line on stdout at all)" % missing[0]
             elif missing:
                 run_error = "no '%s' phase reported" % missing[0]
@@ -215,7 +238,58 @@ def measure_cell(ctx, case, cell, refs):
         r['duration_s'] = round(time.monotonic() - t0, 3)
         return r, False
     finally:
+        if report_file is not None:
+            report_file.close()
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def program_of(ctx, case):
+    """The executable a case runs: its own path (a program outside the build tree), or the
+    project's program in the build tree or the installation."""
+    return case.program_path if case.external else paths.case_program(ctx.build_dir, case.program)
+
+
+def measure_watch_cell(ctx, case, cell, refs, program, r, t0):
+    """measure_cell for an unmodified program (measure = watch): one run under the watch probe,
+    its phases as watch.phases sees them, the metrics of cellmod.watch_view."""
+    view = cellmod.watch_view(cell)
+    trim, idle = cellmod.harness_steps(cell, case)
+    settle = idle if idle is not None else case.idle
+    opts = watch.RunOptions(timeout_s=case.timeout, settle_s=settle, thp_disable=case.thp == 'disable',
+                            cwd=os.path.dirname(program))
+    if case.thp == 'disable':
+        why = execute.thp_disable_unsupported()
+        if why:
+            return _finish(r, t0, 'skip', why), True
+    env = OrderedDict(case.env_for(cell.name))
+    env.update(ctx.extra_env)
+    run = watch.run_cell(ctx, [program] + case.args_for('args'), cell, opts, case_env=env, log=ctx.log)
+    r['command'] = run['command']
+    r['env'] = run['env']
+    r['thp_disabled'] = case.thp == 'disable'
+    if run['status'] == 'skip':
+        return _finish(r, t0, 'skip', run['reason']), True
+    figures, rows = watch.summarize(run, settle)
+    r['exit_status'] = run['exit_status']
+    r['signal'] = run['signal']
+    r['timed_out'] = run['ended_by'] == 'timeout'
+    r['stderr_tail'] = run['stderr_tail']
+    r['phases'] = watch.phases(run, figures, rows)
+    r['samples'] = rows
+    r['watch'] = figures
+    run_error = run['reason'] if run['status'] != 'ok' else None
+    if run_error is None:
+        missing = [p for p in view.phases if p not in r['phases']]
+        if missing:
+            run_error = "no '%s' phase reported by the watch probe" % missing[0]
+    r['run_ok'] = run_error is None
+    values, errors = metrics.compute_all(view, r, refs)
+    r['metrics'] = values
+    r['metric_errors'] = errors
+    if run_error is not None:
+        return _finish(r, t0, 'fail', run_error), True
+    r['duration_s'] = round(time.monotonic() - t0, 3)
+    return r, False
 
 
 def run_cell(ctx, case, cell, exp, exp_error, exp_where, refs):
@@ -234,7 +308,8 @@ def run_cell(ctx, case, cell, exp, exp_error, exp_where, refs):
         bounds, applied = select_bounds(exp, cell.name, ctx.platform, cell.allocator)
     except ConfigError as e:
         return _finish(r, t0, 'fail', str(e))
-    r['bounds_from'] = ['%s:%d %s' % (exp.where, s.lineno, s.label()) for s in applied]
+    # Each section named by its own file: a case's bounds may come from expected/cells.exp too.
+    r['bounds_from'] = [s.origin for s in applied]
     # Which platform override sections replaced a default bound (empty: the defaults only).
     r['bounds_override'] = [s.label() for s in applied if s.is_override]
     if not bounds:
@@ -245,7 +320,8 @@ def run_cell(ctx, case, cell, exp, exp_error, exp_where, refs):
                 ', '.join(s.label() for s in other), ', '.join(str(s.lineno) for s in other),
                 'does' if len(other) == 1 else 'do')
         return _finish(r, t0, 'fail', why)
-    checks = [metrics.check(b, cell, r, values, errors) for b in bounds]
+    judged = cellmod.watch_view(cell) if case.measure == 'watch' else cell
+    checks = [metrics.check(b, judged, r, values, errors) for b in bounds]
     r['checks'] = checks
     failed = [c for c in checks if not c['ok']]
     if failed:

@@ -82,7 +82,8 @@ def _text_width(text, size):
     return len(text) * size * 0.58
 
 
-def _num(v):
+def _coord(v):
+    """A coordinate or length as an attribute value: at most two decimals, no trailing zeros."""
     return ('%.2f' % v).rstrip('0').rstrip('.')
 
 
@@ -96,19 +97,19 @@ def _el(parent, tag, attrs=None, text=None):
 def _marker(parent, shape, x, y, colour, size=4.5):
     common = {'fill': '#ffffff', 'stroke': colour, 'stroke-width': '1.8'}
     if shape == 'circle':
-        a = {'cx': _num(x), 'cy': _num(y), 'r': _num(size)}
+        a = {'cx': _coord(x), 'cy': _coord(y), 'r': _coord(size)}
         a.update(common)
         return _el(parent, 'circle', a)
     if shape == 'square':
         s = size * 0.9
-        a = {'x': _num(x - s), 'y': _num(y - s), 'width': _num(2 * s), 'height': _num(2 * s)}
+        a = {'x': _coord(x - s), 'y': _coord(y - s), 'width': _coord(2 * s), 'height': _coord(2 * s)}
         a.update(common)
         return _el(parent, 'rect', a)
     if shape == 'triangle':
         pts = [(x, y - size * 1.2), (x + size * 1.1, y + size * 0.8), (x - size * 1.1, y + size * 0.8)]
     else:  # diamond
         pts = [(x, y - size * 1.3), (x + size, y), (x, y + size * 1.3), (x - size, y)]
-    a = {'points': ' '.join('%s,%s' % (_num(px), _num(py)) for px, py in pts)}
+    a = {'points': ' '.join('%s,%s' % (_coord(px), _coord(py)) for px, py in pts)}
     a.update(common)
     return _el(parent, 'polygon', a)
 
@@ -203,41 +204,41 @@ def line_chart(series, marks=(), title='', subtitle=(), x_label='', y_label='', 
     for m in marks:
         if m.kind == 'span' and m.x1 is not None:
             a, b = sorted((px(m.x), px(m.x1)))
-            _el(g, 'rect', {'x': _num(a), 'y': _num(top), 'width': _num(max(b - a, 1)), 'height': _num(plot_h),
+            _el(g, 'rect', {'x': _coord(a), 'y': _coord(top), 'width': _coord(max(b - a, 1)), 'height': _coord(plot_h),
                             'fill': '#ececec'})
 
     # Grid and axes.
     g = _el(root, 'g', {'class': 'grid', 'stroke': '#c8c8c8', 'stroke-width': '1'})
     for v in y_ticks:
-        _el(g, 'line', {'x1': left, 'x2': left + plot_w, 'y1': _num(py(v)), 'y2': _num(py(v))})
+        _el(g, 'line', {'x1': left, 'x2': left + plot_w, 'y1': _coord(py(v)), 'y2': _coord(py(v))})
     for v in x_ticks:
-        _el(g, 'line', {'x1': _num(px(v)), 'x2': _num(px(v)), 'y1': top, 'y2': top + plot_h})
+        _el(g, 'line', {'x1': _coord(px(v)), 'x2': _coord(px(v)), 'y1': top, 'y2': top + plot_h})
     g = _el(root, 'g', {'class': 'axes', 'fill': '#000000'})
     _el(g, 'rect', {'x': left, 'y': top, 'width': plot_w, 'height': plot_h, 'fill': 'none',
                     'stroke': '#000000', 'stroke-width': '1.2'})
     for v in y_ticks:
-        _el(g, 'text', {'x': left - 8, 'y': _num(py(v) + 5), 'text-anchor': 'end'}, fmt_tick(v, y_step))
+        _el(g, 'text', {'x': left - 8, 'y': _coord(py(v) + 5), 'text-anchor': 'end'}, fmt_tick(v, y_step))
     for v in x_ticks:
-        _el(g, 'text', {'x': _num(px(v)), 'y': top + plot_h + 20, 'text-anchor': 'middle'}, fmt_tick(v, x_step))
+        _el(g, 'text', {'x': _coord(px(v)), 'y': top + plot_h + 20, 'text-anchor': 'middle'}, fmt_tick(v, x_step))
     if x_label:
-        _el(g, 'text', {'x': _num(left + plot_w / 2.0), 'y': top + plot_h + 44, 'text-anchor': 'middle',
+        _el(g, 'text', {'x': _coord(left + plot_w / 2.0), 'y': top + plot_h + 44, 'text-anchor': 'middle',
                         'font-size': 15}, x_label)
     if y_label:
         cy = top + plot_h / 2.0
-        _el(g, 'text', {'x': 24, 'y': _num(cy), 'text-anchor': 'middle', 'font-size': 15,
-                        'transform': 'rotate(-90 24 %s)' % _num(cy)}, y_label)
+        _el(g, 'text', {'x': 24, 'y': _coord(cy), 'text-anchor': 'middle', 'font-size': 15,
+                        'transform': 'rotate(-90 24 %s)' % _coord(cy)}, y_label)
 
     # Phase lines and labels.
     g = _el(root, 'g', {'class': 'phase-marks', 'fill': '#000000'})
     for m in marks:
         if m.kind == 'line':
-            _el(g, 'line', {'x1': _num(px(m.x)), 'x2': _num(px(m.x)), 'y1': top, 'y2': top + plot_h,
+            _el(g, 'line', {'x1': _coord(px(m.x)), 'x2': _coord(px(m.x)), 'y1': top, 'y2': top + plot_h,
                             'stroke': '#000000', 'stroke-width': '1.3', 'stroke-dasharray': '6,4'})
     for m, a, row in placed:
         y = top - 8 - 20 * row
-        _el(g, 'text', {'x': _num(a), 'y': _num(y)}, m.label)
+        _el(g, 'text', {'x': _coord(a), 'y': _coord(y)}, m.label)
         centre = px((m.x + m.x1) / 2.0) if m.kind == 'span' and m.x1 is not None else px(m.x)
-        _el(g, 'line', {'x1': _num(centre), 'x2': _num(centre), 'y1': _num(y + 4), 'y2': top,
+        _el(g, 'line', {'x1': _coord(centre), 'x2': _coord(centre), 'y1': _coord(y + 4), 'y2': top,
                         'stroke': '#000000', 'stroke-width': '1'})
 
     # The series, then their markers on top.
@@ -245,7 +246,7 @@ def line_chart(series, marks=(), title='', subtitle=(), x_label='', y_label='', 
     for i, s in enumerate(series):
         colour, dash, lw, shape = STYLES[i % len(STYLES)]
         pts = sorted(s.points, key=lambda p: p[0])
-        a = {'points': ' '.join('%s,%s' % (_num(px(x)), _num(py(y))) for x, y in pts),
+        a = {'points': ' '.join('%s,%s' % (_coord(px(x)), _coord(py(y))) for x, y in pts),
              'stroke': colour, 'stroke-width': lw, 'stroke-linejoin': 'round', 'stroke-linecap': 'round',
              'fill': 'none'}
         if dash:
@@ -264,13 +265,13 @@ def line_chart(series, marks=(), title='', subtitle=(), x_label='', y_label='', 
         colour, dash, lw, shape = STYLES[i % len(STYLES)]
         lx = left + (i % n_legend_cols) * col_w
         ly = top + plot_h + 70 + 26 * (i // n_legend_cols)
-        a = {'x1': _num(lx), 'x2': _num(lx + 48), 'y1': _num(ly - 5), 'y2': _num(ly - 5), 'stroke': colour,
+        a = {'x1': _coord(lx), 'x2': _coord(lx + 48), 'y1': _coord(ly - 5), 'y2': _coord(ly - 5), 'stroke': colour,
              'stroke-width': lw, 'stroke-linecap': 'round'}
         if dash:
             a['stroke-dasharray'] = dash
         _el(g, 'line', a)
         _marker(g, shape, lx + 24, ly - 5, colour)
-        _el(g, 'text', {'x': _num(lx + 58), 'y': _num(ly)}, s.label)
+        _el(g, 'text', {'x': _coord(lx + 58), 'y': _coord(ly)}, s.label)
 
     _indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding='unicode') + '\n'

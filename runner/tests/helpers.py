@@ -10,6 +10,7 @@ import stat
 import struct
 import sys
 import tempfile
+import unittest
 
 from retentionlib import cli
 
@@ -136,6 +137,34 @@ class Fixture(object):
         if 'valgrind' in kw:
             argv += ['--valgrind', kw['valgrind']]
         return call(argv + list(args))
+
+
+class TempDirTest(unittest.TestCase):
+    """A test with a fresh directory self.dir, removed afterwards."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix='retention-test-')
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def file(self, name, data):
+        """Writes data (text or bytes) to self.dir/name; returns the path."""
+        path = os.path.join(self.dir, name)
+        with open(path, 'wb' if isinstance(data, bytes) else 'w') as f:
+            f.write(data)
+        return path
+
+
+class FixtureTest(unittest.TestCase):
+    """A test with a throw-away repo layout (self.fx) holding the fake case program."""
+
+    def setUp(self):
+        self.fx = Fixture()
+        self.fx.program('fake')
+
+    def tearDown(self):
+        self.fx.cleanup()
 
 
 def call(argv):

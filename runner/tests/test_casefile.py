@@ -1,8 +1,14 @@
+import glob
+import os
+import re
 import unittest
 
+from retentionlib import casefile
 from retentionlib.casefile import parse_case_text
 from retentionlib.errors import ConfigError
-from retentionlib.lines import parse_lines
+from retentionlib.lines import display_path, parse_lines
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 GOOD = """\
 # The founding report: freed blocks between live nodes stay resident.
@@ -162,6 +168,38 @@ class SharedLineParser(unittest.TestCase):
         lines = parse_lines('# c\n\n  key = v  \n[s]\n', 'f')
         self.assertEqual([(l.lineno, l.kind, l.text) for l in lines],
                          [(1, 'comment', 'c'), (2, 'blank', ''), (3, 'content', 'key = v'), (4, 'section', 's')])
+
+
+class DisplayPath(unittest.TestCase):
+    def test_relative_inside_the_repo_else_as_given(self):
+        self.assertEqual(display_path('/r/cases/x.case', '/r'), os.path.join('cases', 'x.case'))
+        self.assertEqual(display_path('/elsewhere/x.case', '/r'), '/elsewhere/x.case')
+
+    def test_still_importable_from_casefile(self):
+        self.assertIs(casefile.display_path, display_path)
+
+
+class RepositoryCases(unittest.TestCase):
+    def test_thp_disable_points_at_its_why(self):
+        # The why of 'thp = disable' is written once, in the README; each case file points there.
+        with open(os.path.join(REPO, 'README.md')) as f:
+            readme = f.read()
+        headings = dict((m.group(1), m.start()) for m in re.finditer(r'(?m)^#+ (.+)$', readme))
+        users = 0
+        for path in sorted(glob.glob(os.path.join(REPO, 'cases', '*.case'))):
+            with open(path) as f:
+                lines = parse_lines(f.read(), path)
+            for line in lines:
+                if line.kind == 'content' and re.match(r'^thp\s*=\s*disable$', line.text):
+                    users += 1
+                    m = re.search(r'README, "([^"]+)"', line.why)
+                    self.assertTrue(m, '%s:%d: %r' % (path, line.lineno, line.why))
+                    self.assertIn(m.group(1), headings, path)
+                    start = headings[m.group(1)]
+                    section = readme[start:readme.find('\n## ', start + 1)]
+                    self.assertIn('thp = disable', section)
+                    self.assertIn('huge page', section)
+        self.assertGreater(users, 0)
 
 
 if __name__ == '__main__':

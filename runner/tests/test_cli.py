@@ -9,22 +9,14 @@ import time
 import unittest
 import xml.etree.ElementTree as ET
 
-from retentionlib import cells as cellmod
-from retentionlib import platforminfo
+from retentionlib import paths, platforminfo
 
-from .helpers import GOOD_EXP, RUNNER, SEED_XML, Fixture, call, case_text
+from .helpers import GOOD_EXP, LEAKY_XML, RUNNER, SEED_XML, FixtureTest, call, case_text
 
 SUMMARY_RE = r'^\d+ passed, \d+ failed(, \d+ skipped)?$'
 
 
-class CliTest(unittest.TestCase):
-    def setUp(self):
-        self.fx = Fixture()
-        self.fx.program('fake')
-
-    def tearDown(self):
-        self.fx.cleanup()
-
+class CliTest(FixtureTest):
     def add(self, name, cells='native', env=None, exp=GOOD_EXP, **kw):
         self.fx.case(name, case_text(cells=cells, env=env, **kw))
         if exp is not None:
@@ -115,7 +107,6 @@ class Failing(CliTest):
         self.assertFails('lazy', 'shim/trim 1.40x (expected <= 1.05x)', cell='shim')
 
     def test_memcheck_leak_fails(self):
-        from .helpers import LEAKY_XML
         self.add('leaky', cells='memcheck', env={'FAKE_VALGRIND_XML': LEAKY_XML, 'FAKE_LIVE_OBJECTS': '10',
                                                  'FAKE_LIVE_BYTES': '240'})
         out, res = self.assertFails('leaky', 'definitely lost bytes 116 B (expected == 0 B)', cell='memcheck',
@@ -236,13 +227,9 @@ class Skipping(CliTest):
         self.assertEqual(doc['summary'], {'passed': 1, 'failed': 0, 'skipped': 1})
 
     def test_valgrind_looked_up_in_path(self):
-        class Ctx(object):
-            valgrind = None
-            search_path = ''
-        self.assertEqual(cellmod.find_valgrind(Ctx()), (None, 'valgrind not found'))
-        Ctx.search_path = self.fx.root
+        self.assertEqual(paths.find_valgrind(None, ''), (None, 'valgrind not found'))
         self.fx.fake_valgrind()
-        self.assertEqual(cellmod.find_valgrind(Ctx()), (os.path.join(self.fx.root, 'valgrind'), None))
+        self.assertEqual(paths.find_valgrind(None, self.fx.root), (os.path.join(self.fx.root, 'valgrind'), None))
 
     def test_skip_exit_code(self):
         self.add('mc', cells='native memcheck')

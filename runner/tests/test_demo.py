@@ -14,7 +14,7 @@ from retentionlib import cells as cellmod
 from retentionlib import demo, metrics, runner, svgchart
 from retentionlib.casefile import parse_case_text
 
-from .helpers import RUNNER, SEED_XML, Fixture, call, case_text
+from .helpers import RUNNER, SEED_XML, FixtureTest, call, case_text
 
 SVG = '{http://www.w3.org/2000/svg}'
 NBSP = '\u00a0'
@@ -404,14 +404,7 @@ class Pause(unittest.TestCase):
         self.assertIn('Enter', out.getvalue())
 
 
-class Cli(unittest.TestCase):
-    def setUp(self):
-        self.fx = Fixture()
-        self.fx.program('fake')
-
-    def tearDown(self):
-        self.fx.cleanup()
-
+class Cli(FixtureTest):
     def dirs(self):
         return ['--cases-dir', self.fx.cases, '--build-dir', self.fx.build]
 

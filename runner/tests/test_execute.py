@@ -1,12 +1,13 @@
 import os
-import shutil
 import signal
+import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 from retentionlib import execute
+
+from .helpers import TempDirTest
 
 
 def alive(pid):
@@ -22,25 +23,16 @@ def alive(pid):
         return False
 
 
-class Env(unittest.TestCase):
-    def test_scrub(self):
-        env = {'PATH': '/bin', 'HOME': '/root', 'LANG': 'C.UTF-8', 'MALLOC_ARENA_MAX': '1',
-               'MALLOC_TOP_PAD_': '0', 'GLIBC_TUNABLES': 'glibc.malloc.trim_threshold=0', 'LD_PRELOAD': 'x.so',
-               'LD_AUDIT': 'a.so', 'TRIMSHIM_POLICY': 'x', 'VALGRIND_OPTS': '--leak-check=no',
-               'VALGRIND_LIB': '/opt/vg/lib', 'LD_LIBRARY_PATH': '/opt/lib', 'MY_MALLOC_': 'kept'}
-        out = execute.scrubbed_env(env)
-        self.assertEqual(sorted(out), ['HOME', 'LANG', 'LD_LIBRARY_PATH', 'MY_MALLOC_', 'PATH', 'VALGRIND_LIB'])
-        self.assertEqual(execute.scrubbed_names(env), ['GLIBC_TUNABLES', 'LD_AUDIT', 'LD_PRELOAD', 'MALLOC_ARENA_MAX',
-                                                       'MALLOC_TOP_PAD_', 'TRIMSHIM_POLICY', 'VALGRIND_OPTS'])
+def gone_soon(pid, tries=50):
+    """Whether pid is gone within tries x 20 ms (a killed process takes a moment to be reaped)."""
+    for _ in range(tries):
+        if not alive(pid):
+            return True
+        time.sleep(0.02)
+    return not alive(pid)
 
 
-class Process(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp()
-
-    def tearDown(self):
-        shutil.rmtree(self.dir)
-
+class Process(TempDirTest):
     def test_output_and_status(self):
         r = execute.run_process([sys.executable, '-c', 'import sys; print("out"); sys.stderr.write("err\\n"); sys.exit(3)'],
                                 dict(os.environ), 10, self.dir)
@@ -61,11 +53,7 @@ class Process(unittest.TestCase):
         self.assertEqual(r.stdout, 'started\n')
         with open(pidfile) as f:
             child = int(f.read())
-        for _ in range(50):
-            if not alive(child):
-                break
-            time.sleep(0.02)
-        self.assertFalse(alive(child), 'the grandchild survived the timeout')
+        self.assertTrue(gone_soon(child), 'the grandchild survived the timeout')
 
     def test_straggler_holding_stdout_does_not_block(self):
         # The case exits but leaves a child with its stdout open: we neither hang nor leave it.
@@ -111,6 +99,35 @@ class Phases(unittest.TestCase):
     def test_last_stderr_line(self):
         self.assertEqual(execute.last_stderr_line('a\nb: the reason\n\n==123== HEAP SUMMARY\n==123==\n'), 'b: the reason')
         self.assertEqual(execute.last_stderr_line(''), '')
+
+
+
+class SignalProcess(unittest.TestCase):
+    """The one helper that signals a case, gdb or the target of explain."""
+
+    def test_a_process_already_gone_is_no_error(self):
+        p = subprocess.Popen([sys.executable, '-c', 'pass'])
+        p.wait()
+        # signal 0 only checks: nothing is sent should the pid be reused meanwhile
+        execute.signal_process(p.pid, 0)
+        execute.signal_process(p.pid, 0, group=True)
+
+    def test_group_reaches_every_member(self):
+        code = ('import subprocess, sys, time\n'
+                'c = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])\n'
+                'print(c.pid, flush=True)\n'
+                'time.sleep(60)\n')
+        p = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, start_new_session=True)
+        try:
+            child = int(p.stdout.readline())
+            execute.signal_process(p.pid, signal.SIGKILL, group=True)
+            self.assertEqual(p.wait(timeout=10), -signal.SIGKILL)
+            self.assertTrue(gone_soon(child), 'the child in the group survived')
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.stdout.close()
+            p.wait()
 
 
 if __name__ == '__main__':

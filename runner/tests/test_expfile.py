@@ -1,7 +1,21 @@
+import os
+import re
+import shutil
+import tempfile
 import unittest
 
+from retentionlib import cells as cellmod
+from retentionlib import expfile
+from retentionlib.casefile import case_names, load_case
 from retentionlib.errors import ConfigError
-from retentionlib.expfile import parse_expected_text, select_bounds, version_tuple
+from retentionlib.expfile import (load_expected, parse_expected_text, select_bounds, version_tuple,
+                                  with_cell_bounds)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+# cells.exp and two case files in it; named relative to DATA, so 'cellbounds/cells.exp'.
+DATA = os.path.join(HERE, 'data')
+LAYERS = os.path.join(DATA, 'cellbounds')
 
 PLATFORM = {'glibc': '2.36', 'distro_id': 'debian', 'distro_version': '12', 'thp': 'madvise',
             'arch': 'x86_64', 'page_size': 4096}
@@ -88,7 +102,8 @@ class MalformedExpectedFile(unittest.TestCase):
         self.assertError('[native arch=x86_64 arch=x86_64]\n', 1, 'given twice')
 
     def test_duplicate_section(self):
-        self.assertError('[native]\n# w\nretained >= 0.9\n[trim]\n[native]\n', 5, 'duplicate section [native] (first on line 1)')
+        self.assertError('[native]\n# w\nretained >= 0.9\n[trim]\n[native]\n', 5,
+                         'duplicate section [native] (first at expected/x.exp:1)')
 
     def test_duplicate_override_section_any_order(self):
         self.assertError('[native thp=never glibc<3]\n[native glibc<3 thp=never]\n', 2, 'duplicate section')
@@ -116,7 +131,7 @@ class MalformedExpectedFile(unittest.TestCase):
 
     def test_same_bound_twice(self):
         self.assertError('[native]\n# w\nretained >= 0.9\n# again\nretained >= 0.8\n', 5,
-                         "'retained >=' given twice in [native] (first on line 3)")
+                         "'retained >=' given twice in [native] (first at expected/x.exp:3)")
 
     def test_bound_without_comment(self):
         self.assertError('[native]\nretained >= 0.9\n', 2, 'no comment right above it')
@@ -164,8 +179,8 @@ class Selection(unittest.TestCase):
         msg = str(cm.exception)
         self.assertTrue(msg.startswith('expected/x.exp:9: '), msg)
         self.assertIn("metric 'retained' is set by two matching overrides", msg)
-        self.assertIn('[native glibc>=2.26] on line 6', msg)
-        self.assertIn('[native distro=debian] on line 9', msg)
+        self.assertIn('[native glibc>=2.26] at expected/x.exp:6', msg)
+        self.assertIn('[native distro=debian] at expected/x.exp:9', msg)
 
     def test_two_matching_overrides_on_different_metrics(self):
         text = ('[native]\n# w\nretained >= 0.9\n'
@@ -225,6 +240,262 @@ class Selectors(unittest.TestCase):
         self.assertEqual(version_tuple('2.17-326.el7'), (2, 17))
         self.assertIsNone(version_tuple(None))
         self.assertIsNone(version_tuple('x'))
+
+
+def load(name):
+    return load_expected(LAYERS, name, DATA)
+
+
+def select(exp, cell, platform=PLATFORM, allocator='glibc'):
+    bounds, applied = select_bounds(exp, cell, platform, allocator)
+    return [(b.metric, b.op, b.expr, b.location) for b in bounds], [s.origin for s in applied]
+
+
+def joined(cells_text, case_text):
+    """A case's file joined to a cells.exp, both from text."""
+    cells = with_cell_bounds(parse_expected_text(cells_text, 'expected/cells.exp'), None)
+    return with_cell_bounds(parse_expected_text(case_text, 'expected/x.exp'), cells)
+
+
+class CellBounds(unittest.TestCase):
+    """expected/cells.exp under a case's own file (data/cellbounds/: cells.exp, layered.exp, plain.exp)."""
+
+    def test_cell_bounds_apply_where_the_case_says_nothing(self):
+        bounds, applied = select(load('plain'), 'shim')
+        self.assertEqual(bounds, [('shim_over_trim', '<=', '1.05', 'cellbounds/cells.exp:5')])
+        # The provenance of the section (the JSON's bounds_from) is the cells file's line too.
+        self.assertEqual(applied, ['cellbounds/cells.exp:3 [shim]'])
+        bounds, _ = select(load('plain'), 'jemalloc', allocator='jemalloc')
+        self.assertEqual([b[:3] for b in bounds], [('retained', '>=', '0.10'), ('retained', '<=', '0.35'),
+                                                   ('settled_retained', '>=', '0.10'),
+                                                   ('settled_retained', '<=', '0.35')])
+
+    def test_case_section_replaces_the_cell_bounds_on_its_metric(self):
+        bounds, applied = select(load('layered'), 'jemalloc', allocator='jemalloc')
+        # Both ends of the settled band are replaced by the case's one bound; retained is dropped.
+        self.assertEqual(bounds, [('settled_retained', '<=', '0.05', 'cellbounds/layered.exp:9')])
+        # cells.exp's [jemalloc] decides nothing here, so it is not listed.
+        self.assertEqual(applied, ['cellbounds/layered.exp:7 [jemalloc]'])
+
+    def test_bounds_on_different_metrics_add_up(self):
+        bounds, applied = select(load('layered'), 'memcheck')
+        self.assertEqual(bounds, [('definitely_lost_bytes', '==', '0', 'cellbounds/cells.exp:20'),
+                                  ('still_reachable_blocks', '==', 'live_objects', 'cellbounds/cells.exp:22'),
+                                  ('still_reachable_bytes', '<=', 'live_bytes * 2', 'cellbounds/layered.exp:14')])
+        self.assertEqual(applied, ['cellbounds/cells.exp:18 [memcheck]', 'cellbounds/layered.exp:12 [memcheck]'])
+
+    def test_case_platform_section_wins_over_both(self):
+        bounds, applied = select(load('layered'), 'memcheck', dict(PLATFORM, thp='never'))
+        self.assertEqual(bounds, [('definitely_lost_bytes', '==', '0', 'cellbounds/cells.exp:20'),
+                                  ('still_reachable_bytes', '<=', 'live_bytes * 2', 'cellbounds/layered.exp:14'),
+                                  ('still_reachable_blocks', '<=', 'live_objects * 2', 'cellbounds/layered.exp:18')])
+        self.assertEqual(applied[-1], 'cellbounds/layered.exp:16 [memcheck thp=never]')
+
+    def test_case_platform_section_replaces_a_case_bound_and_a_cell_bound(self):
+        exp = joined('[native]\n# cell\nretained >= 0.5\n',
+                     '[native]\n# case\nretained >= 0.9\n[native thp=never]\n# no THP\nretained >= 0.1\n')
+        self.assertEqual(select(exp, 'native')[0], [('retained', '>=', '0.9', 'expected/x.exp:3')])
+        self.assertEqual(select(exp, 'native', dict(PLATFORM, thp='never'))[0],
+                         [('retained', '>=', '0.1', 'expected/x.exp:6')])
+
+    def test_cells_platform_section_beats_cells_section_not_the_case(self):
+        testarch = dict(PLATFORM, arch='testarch')
+        bounds, applied = select(load('plain'), 'jemalloc', testarch, 'jemalloc')
+        self.assertEqual([b[:3] for b in bounds], [('settled_retained', '>=', '0.10'),
+                                                   ('settled_retained', '<=', '0.35'), ('retained', '<=', '0.50')])
+        self.assertEqual(applied, ['cellbounds/cells.exp:7 [jemalloc]',
+                                   'cellbounds/cells.exp:14 [jemalloc arch=testarch]'])
+        # The case's own [jemalloc] drops retained: more specific than any section of cells.exp.
+        bounds, _ = select(load('layered'), 'jemalloc', testarch, 'jemalloc')
+        self.assertEqual([b[:3] for b in bounds], [('settled_retained', '<=', '0.05')])
+
+    def test_two_matching_cell_platform_sections_on_one_metric(self):
+        exp = joined('[native]\n# w\nretained >= 0.9\n[native arch=x86_64]\n# a\nretained >= 0.8\n'
+                     '[native thp=madvise]\n# b\nretained >= 0.7\n', '[trim]\n# t\nfloor_ratio <= 1\n')
+        with self.assertRaises(ConfigError) as cm:
+            select(exp, 'native')
+        msg = str(cm.exception)
+        self.assertTrue(msg.startswith('expected/cells.exp:9: '), msg)
+        self.assertIn("metric 'retained' is set by two matching overrides: [native arch=x86_64] at "
+                      "expected/cells.exp:6 and [native thp=madvise] at expected/cells.exp:9", msg)
+
+    def test_platform_sections_of_two_files_do_not_conflict(self):
+        exp = joined('[native arch=x86_64]\n# cell\nretained >= 0.8\n',
+                     '[native thp=madvise]\n# case\nretained >= 0.7\n')
+        self.assertEqual(select(exp, 'native')[0], [('retained', '>=', '0.7', 'expected/x.exp:3')])
+
+    def test_a_drop_in_a_platform_section(self):
+        exp = joined('[native]\n# cell\nretained >= 0.8\n', '[native thp=never]\n# not without THP\ndrop retained\n')
+        self.assertEqual(select(exp, 'native')[0], [('retained', '>=', '0.8', 'expected/cells.exp:3')])
+        self.assertEqual(select(exp, 'native', dict(PLATFORM, thp='never')),
+                         ([], ['expected/x.exp:1 [native thp=never]']))
+
+    def test_unmatched_platform_sections_of_both_files(self):
+        exp = joined('[native glibc<1]\n# cell\nretained >= 0.8\n', '[native glibc<2]\n# case\nretained >= 0.7\n')
+        self.assertEqual([s.origin for s in expfile.unmatched_sections(exp, 'native', PLATFORM, 'glibc')],
+                         ['expected/cells.exp:1 [native glibc<1]', 'expected/x.exp:1 [native glibc<2]'])
+
+
+class Drops(unittest.TestCase):
+    def assertError(self, make, where, fragment):
+        with self.assertRaises(ConfigError) as cm:
+            make()
+        msg = str(cm.exception)
+        self.assertTrue(msg.startswith(where + ': '), msg)
+        self.assertIn(fragment, msg)
+
+    def test_drop_with_nothing_to_drop(self):
+        self.assertError(lambda: joined('[native]\n# cell\nretained >= 0.8\n',
+                                        '[trim]\n# not here\ndrop floor_ratio\n'),
+                         'expected/x.exp:3', "'drop floor_ratio' in [trim]: nothing to drop, no less specific "
+                         "section bounds 'floor_ratio' (there is no less specific section for the cell)")
+        self.assertError(lambda: joined('[trim]\n# cell\ntrim_retained <= 0.1\n',
+                                        '[trim]\n# not here\ndrop floor_ratio\n'),
+                         'expected/x.exp:3', 'sections for the cell: expected/cells.exp:1 [trim]')
+
+    def test_drop_without_a_cells_file(self):
+        self.assertError(lambda: with_cell_bounds(parse('[native]\n# not here\ndrop retained\n'), None),
+                         'expected/x.exp:3', 'nothing to drop')
+
+    def test_drop_in_cells_file_section_has_nothing_below(self):
+        self.assertError(lambda: joined('[native]\n# cell\ndrop retained\n', ''), 'expected/cells.exp:3',
+                         'nothing to drop')
+
+    def test_drop_of_the_case_own_bound_in_a_platform_section(self):
+        exp = joined('', '[native]\n# w\nretained >= 0.9\n[native thp=never]\n# x\ndrop retained\n')
+        self.assertEqual(select(exp, 'native', dict(PLATFORM, thp='never'))[0], [])
+
+    def test_drop_and_bound_in_one_section(self):
+        self.assertError(lambda: parse('[native]\n# w\nretained >= 0.9\ndrop retained\n'), 'expected/x.exp:4',
+                         "'retained' is both bounded (at expected/x.exp:3) and dropped in [native]")
+        self.assertError(lambda: parse('[native]\n# w\ndrop retained\nretained >= 0.9\n'), 'expected/x.exp:4',
+                         "'retained' is both dropped (at expected/x.exp:3) and bounded in [native]")
+
+    def test_drop_twice(self):
+        self.assertError(lambda: parse('[native]\n# w\ndrop retained\ndrop retained\n'), 'expected/x.exp:4',
+                         "'drop retained' given twice in [native] (first at expected/x.exp:3)")
+
+    def test_drop_needs_a_comment(self):
+        self.assertError(lambda: parse('[native]\ndrop retained\n'), 'expected/x.exp:2', 'no comment right above it')
+
+    def test_drop_names_one_known_metric(self):
+        self.assertError(lambda: parse('[native]\n# w\ndrop\n'), 'expected/x.exp:3', "expected 'drop METRIC'")
+        self.assertError(lambda: parse('[native]\n# w\ndrop retained floor_ratio\n'), 'expected/x.exp:3',
+                         "expected 'drop METRIC' (one metric)")
+        self.assertError(lambda: parse('[native]\n# w\ndrop retaned\n'), 'expected/x.exp:3', "unknown metric 'retaned'")
+
+
+class CellBoundsFiles(unittest.TestCase):
+    """load_expected with a cells.exp on disk."""
+
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix='retention-exp-')
+        self.dir = os.path.join(self.root, 'expected')
+        os.mkdir(self.dir)
+
+    def tearDown(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def write(self, name, text):
+        with open(os.path.join(self.dir, name + '.exp'), 'w') as f:
+            f.write(text)
+
+    def load(self, name):
+        return load_expected(self.dir, name, self.root)
+
+    def assertError(self, name, fragment):
+        with self.assertRaises(ConfigError) as cm:
+            self.load(name)
+        self.assertIn(fragment, str(cm.exception))
+        return str(cm.exception)
+
+    def test_malformed_cells_file_names_its_line(self):
+        self.write('cells', '# c\n[shim]\n# w\nshim_over_trim <= 1.05\nbogus line\n')
+        self.write('a', '[native]\n# w\nretained >= 0.9\n')
+        msg = self.assertError('a', "expected/cells.exp:5: expected 'METRIC OP VALUE'")
+        self.assertTrue(msg.startswith('expected/cells.exp:5: '), msg)
+
+    def test_cell_bound_without_comment(self):
+        self.write('cells', '[shim]\nshim_over_trim <= 1.05\n')
+        self.write('a', '[native]\n# w\nretained >= 0.9\n')
+        self.assertError('a', 'expected/cells.exp:2: bound')
+
+    def test_conflicting_cell_bounds_name_both_lines(self):
+        self.write('cells', '[shim]\n# w\nshim_over_trim <= 1.05\n\n[shim]\n# again\nshim_over_trim <= 1.10\n')
+        self.write('a', '[native]\n# w\nretained >= 0.9\n')
+        self.assertError('a', 'expected/cells.exp:5: duplicate section [shim] (first at expected/cells.exp:1)')
+        self.write('cells', '[shim]\n# w\nshim_over_trim <= 1.05\n# again\nshim_over_trim <= 1.10\n')
+        self.assertError('a', "expected/cells.exp:5: 'shim_over_trim <=' given twice in [shim] "
+                              "(first at expected/cells.exp:3)")
+
+    def test_cells_file_joins_every_case(self):
+        self.write('cells', '[shim]\n# w\nshim_over_trim <= 1.05\n')
+        self.write('a', '[native]\n# w\nretained >= 0.9\n')
+        bounds, applied = select(self.load('a'), 'shim')
+        self.assertEqual(bounds, [('shim_over_trim', '<=', '1.05', 'expected/cells.exp:3')])
+
+    def test_no_cells_file_is_the_case_file_alone(self):
+        self.write('a', '[native]\n# w\nretained >= 0.9\n')
+        exp = self.load('a')
+        self.assertIsNone(exp.cell_bounds)
+        self.assertEqual(select(exp, 'shim'), ([], []))
+
+    def test_a_case_needs_its_own_file(self):
+        self.write('cells', '[shim]\n# w\nshim_over_trim <= 1.05\n')
+        self.assertIsNone(self.load('a'))
+
+    def test_cells_is_no_case_name(self):
+        self.write('cells', '[shim]\n# w\nshim_over_trim <= 1.05\n')
+        self.assertError('cells', "expected/cells.exp: 'cells' is no case name")
+
+
+def _whys(exp):
+    """(why, file:line) of each comment block above bounds or drops (a group counts once)."""
+    out = []
+    for sec in exp.sections:
+        seen = set()
+        for item in sorted(sec.bounds + sec.drops, key=lambda i: i.lineno):
+            if item.why not in seen:
+                seen.add(item.why)
+                out.append((item.why, item.location))
+    return out
+
+
+class RepositoryExpected(unittest.TestCase):
+    """expected/ as committed: every case loads with cells.exp, and each why is written once."""
+
+    def test_every_case_and_cell_has_bounds(self):
+        cases_dir, expected_dir = os.path.join(REPO, 'cases'), os.path.join(REPO, 'expected')
+        names = case_names(cases_dir)
+        self.assertTrue(names)
+        for name in names:
+            case = load_case(cases_dir, name, REPO)
+            exp = load_expected(expected_dir, name, REPO)
+            self.assertIsNotNone(exp, name)
+            self.assertEqual(exp.cell_bounds.where, 'expected/cells.exp')
+            for cell in case.cells:
+                bounds, _ = select_bounds(exp, cell, PLATFORM, cellmod.CELLS[cell].allocator)
+                self.assertTrue(bounds, '%s %s' % (name, cell))
+
+    def test_no_why_is_written_twice(self):
+        expected_dir = os.path.join(REPO, 'expected')
+        seen = {}
+        for entry in sorted(os.listdir(expected_dir)):
+            if not entry.endswith('.exp'):
+                continue
+            path = os.path.join(expected_dir, entry)
+            with open(path) as f:
+                exp = parse_expected_text(f.read(), 'expected/' + entry, path)
+            for why, where in _whys(exp):
+                self.assertNotIn(why, seen, 'the same why at %s and %s' % (seen.get(why), where))
+                seen[why] = where
+
+    def test_no_tracker_references_in_comments(self):
+        expected_dir = os.path.join(REPO, 'expected')
+        for entry in sorted(os.listdir(expected_dir)):
+            with open(os.path.join(expected_dir, entry)) as f:
+                for n, line in enumerate(f, 1):
+                    self.assertIsNone(re.search(r'\bissue\s*#?\d', line), 'expected/%s:%d' % (entry, n))
 
 
 if __name__ == '__main__':

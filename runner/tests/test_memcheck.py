@@ -1,11 +1,9 @@
 import os
-import shutil
-import tempfile
 import unittest
 
 from retentionlib import memcheck
 
-from .helpers import LEAKY_XML, SEED_XML
+from .helpers import LEAKY_XML, SEED_XML, TempDirTest
 
 
 class StoredSamples(unittest.TestCase):
@@ -30,13 +28,7 @@ class StoredSamples(unittest.TestCase):
         self.assertEqual(mc['errors'], 0)
 
 
-class Broken(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp()
-
-    def tearDown(self):
-        shutil.rmtree(self.dir)
-
+class Broken(TempDirTest):
     def assertBroken(self, data, fragment):
         with self.assertRaises(memcheck.MemcheckError) as cm:
             memcheck.parse_xml_text(data)

@@ -1,8 +1,16 @@
+import ast
+import os
+import subprocess
+import sys
 import unittest
 
-from retentionlib import metrics
+from retentionlib import metrics, vocab
 from retentionlib.cells import CELLS
-from retentionlib.expfile import parse_expected_text
+from retentionlib.expfile import load_expected, parse_expected_text, select_bounds
+
+RUNNER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(RUNNER_DIR, 'retentionlib')
+DATA = os.path.join(RUNNER_DIR, 'tests', 'data')
 
 
 def phases(**rss):
@@ -199,6 +207,77 @@ class Checks(unittest.TestCase):
         self.assertEqual(c['where'], 'expected/t.exp:3')
         self.assertEqual(c['bound_expr'], '0.90')
         self.assertEqual(c['bound'], 0.9)
+
+    def test_check_names_the_cell_bounds_file_and_line(self):
+        # What run -v prints after each check and the JSON's checks[].where: for a bound from
+        # cells.exp, cells.exp's line, not the case's file.
+        exp = load_expected(os.path.join(DATA, 'cellbounds'), 'plain', DATA)
+        bounds, _ = select_bounds(exp, 'shim', {}, 'glibc')
+        values, errors = metrics.compute_all(CELLS['shim'], result(), {'trim': result()})
+        c = metrics.check(bounds[0], CELLS['shim'], result(), values, errors)
+        self.assertEqual((c['where'], c['section'], c['why']), ('cellbounds/cells.exp:5', '[shim]',
+                                                                'the shim matches trim'))
+        self.assertTrue(c['ok'])
+
+
+class Vocabulary(unittest.TestCase):
+    def test_metrics_are_the_vocabulary_names_in_order(self):
+        self.assertEqual(tuple(metrics.METRICS), vocab.METRIC_NAMES)
+        self.assertEqual(set(metrics._BY_NAME), set(vocab.METRIC_NAMES))
+        for name in vocab.MEMCHECK_METRICS:
+            self.assertIn(name, CELLS['memcheck'].metrics)
+
+    def test_every_metric_a_cell_computes_is_known(self):
+        for cell in CELLS.values():
+            for name in cell.metrics:
+                self.assertIn(name, vocab.METRIC_NAMES, cell.name)
+
+
+def _imports(path):
+    """(module-level imports, imports inside functions) of a module, as 'from .X' names."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    top, nested = set(), set()
+
+    def name(node):
+        if isinstance(node, ast.ImportFrom):
+            return '.' * node.level + (node.module or '')
+        return ','.join(a.name for a in node.names)
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            top.add(name(node))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            for inner in ast.walk(node):
+                if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                    nested.add(name(inner))
+    return top, nested
+
+
+class ModuleLayout(unittest.TestCase):
+    """The parsers and the metrics share vocab and do not import each other."""
+
+    MODULES = ('vocab', 'lines', 'casefile', 'expfile', 'metrics')
+
+    def test_no_cycle_and_no_import_inside_a_function(self):
+        imports = {}
+        for m in self.MODULES:
+            top, nested = _imports(os.path.join(PACKAGE, m + '.py'))
+            self.assertEqual(nested, set(), m)
+            imports[m] = top
+        self.assertEqual(set(i for i in imports['vocab'] if i.startswith('.')), set())
+        self.assertNotIn('.metrics', imports['expfile'])
+        self.assertNotIn('.expfile', imports['metrics'])
+        self.assertNotIn('.casefile', imports['expfile'])
+        self.assertIn('.vocab', imports['expfile'])
+        self.assertIn('.vocab', imports['metrics'])
+
+    def test_each_module_imports_on_its_own(self):
+        for m in self.MODULES:
+            p = subprocess.Popen([sys.executable, '-c', 'import retentionlib.%s' % m], cwd=RUNNER_DIR,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+            out, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 0, '%s: %s' % (m, err))
 
 
 if __name__ == '__main__':

@@ -155,6 +155,9 @@ START_TEST(defaults)
     ck_assert_uint_eq(c.busy_wait_ns, 10 * TS_NS_PER_S);
     ck_assert_int_eq(c.verbose, 0);
     ck_assert_ptr_null(c.log_path);
+    ck_assert_int_eq(c.thread, TS_THREAD_AUTO);
+    ck_assert_ptr_null(c.stats_path);
+    ck_assert_int_eq(c.stats_keep, 0);
     ck_assert_int_eq(parse(NULL, &c, &l), 0);
 }
 END_TEST
@@ -185,6 +188,16 @@ START_TEST(valid_values)
     char *e3[] = {"TRIMSHIM_LOG=/tmp/y", "TRIMSHIM_VERBOSE=0", NULL};
     ck_assert_int_eq(parse(e3, &c, &l), 0);
     ck_assert_int_eq(c.verbose, 0);
+
+    char *e4[] = {"TRIMSHIM_THREAD=Always", "TRIMSHIM_STATS=/var/lib/t/trimshim-%p.prom",
+                  "TRIMSHIM_STATS_KEEP=1", NULL};
+    ck_assert_int_eq(parse(e4, &c, &l), 0);
+    ck_assert_int_eq(c.thread, TS_THREAD_ALWAYS);
+    ck_assert_str_eq(c.stats_path, "/var/lib/t/trimshim-%p.prom");
+    ck_assert_int_eq(c.stats_keep, 1);
+    char *e5[] = {"TRIMSHIM_THREAD=auto", NULL};
+    ck_assert_int_eq(parse(e5, &c, &l), 0);
+    ck_assert_int_eq(c.thread, TS_THREAD_AUTO);
 }
 END_TEST
 
@@ -193,7 +206,8 @@ static const char *const garbage[] = {"", "-1", "99999999999999999999999", "abc"
 static const char *const numeric_vars[] = {"TRIMSHIM_INTERVAL_MS", "TRIMSHIM_THRESHOLD",
                                            "TRIMSHIM_PAD",         "TRIMSHIM_BUDGET",
                                            "TRIMSHIM_BUSY_WAIT_MS", "TRIMSHIM_VERBOSE",
-                                           "TRIMSHIM_POLICY"};
+                                           "TRIMSHIM_POLICY",      "TRIMSHIM_THREAD",
+                                           "TRIMSHIM_STATS_KEEP"};
 
 static void check_default(const char *var, const struct ts_config *c)
 {
@@ -213,6 +227,12 @@ static void check_default(const char *var, const struct ts_config *c)
         ck_assert_int_eq(c->verbose, d.verbose);
     else if (!strcmp(var, "TRIMSHIM_POLICY"))
         ck_assert_int_eq(c->policy, d.policy);
+    else if (!strcmp(var, "TRIMSHIM_THREAD"))
+        ck_assert_int_eq(c->thread, d.thread);
+    else if (!strcmp(var, "TRIMSHIM_STATS_KEEP"))
+        ck_assert_int_eq(c->stats_keep, d.stats_keep);
+    else
+        ck_abort_msg("no default check for %s", var);
 }
 
 START_TEST(garbage_every_variable)
@@ -234,6 +254,23 @@ START_TEST(garbage_every_variable)
             ck_assert_msg(strstr(l.text, "using") != NULL, "%s", l.text);
             check_default(numeric_vars[v], &c);
         }
+    }
+    /* TRIMSHIM_STATS: garbage is anything but an absolute path; no statistics file then */
+    static const char *const bad_stats[] = {"", "-1", "abc", "stats.prom", "/tmp/%s.prom",
+                                            "/tmp/%p/x.prom", "/tmp/"};
+    for (size_t g = 0; g < sizeof bad_stats / sizeof *bad_stats; g++) {
+        char kv[256];
+        snprintf(kv, sizeof kv, "TRIMSHIM_STATS=%s", bad_stats[g]);
+        char *envp[] = {kv, NULL};
+        struct ts_config c;
+        struct lines l;
+        ck_assert_int_eq(parse(envp, &c, &l), 1);
+        ck_assert_int_eq(ts_count_lines(l.text), 1);
+        char quoted[256];
+        snprintf(quoted, sizeof quoted, "TRIMSHIM_STATS=\"%s\"", bad_stats[g]);
+        ck_assert_msg(strstr(l.text, quoted) != NULL, "%s", l.text);
+        ck_assert_msg(strstr(l.text, "no statistics file") != NULL, "%s", l.text);
+        ck_assert_ptr_null(c.stats_path);
     }
     /* TRIMSHIM_LOG takes any path: only empty is garbage */
     char *envp[] = {"TRIMSHIM_LOG=", NULL};
@@ -320,6 +357,7 @@ START_TEST(e2e_garbage_every_variable)
             ck_assert_str_eq(r.out, base.out);
             ck_assert_msg(ts_count_lines(r.err) == 1, "%s: stderr '%s'", kv, r.err);
             ck_assert_msg(strstr(r.err, numeric_vars[v]) != NULL, "%s", r.err);
+            ck_assert_msg(!strncmp(r.err, "trimshim[", 9), "%s", r.err); /* names its PID */
             char quoted[256];
             snprintf(quoted, sizeof quoted, "=\"%s\"", garbage[g]);
             ck_assert_msg(strstr(r.err, quoted) != NULL, "%s", r.err);
@@ -343,7 +381,8 @@ START_TEST(e2e_unopenable_log_falls_back_to_stderr)
     ck_assert_int_eq(r.code, 0);
     ck_assert_str_eq(r.out, base.out);
     ck_assert_ptr_nonnull(strstr(r.err, "TRIMSHIM_LOG=\"/nonexistent-dir/x.log\": cannot open"));
-    ck_assert_ptr_nonnull(strstr(r.err, "trimshim: running"));
+    ck_assert_ptr_nonnull(strstr(r.err, "]: running"));
+    ck_assert_msg(!strncmp(r.err, "trimshim[", 9), "%s", r.err);
 }
 END_TEST
 
@@ -357,6 +396,7 @@ START_TEST(e2e_log_file_gets_lines)
     char kv[128];
     snprintf(kv, sizeof kv, "TRIMSHIM_LOG=%s", path);
     char *argv[] = {TS_HELPER_PATH, "seed", "300", "--idle", "3000", "--target-kb", "0", NULL};
+    /* TRIMSHIM_LOG set: verbose 1, the refault watch's line included */
     char *env[] = {"LD_PRELOAD=" TS_SHIM_PATH, kv, NULL};
     ck_assert_int_eq(ts_run(&r, argv, env, 120), 0);
     ck_assert_int_eq(r.code, 0);
@@ -368,10 +408,23 @@ START_TEST(e2e_log_file_gets_lines)
     close(fd);
     unlink(path);
     ck_assert_int_gt(n, 0);
-    ck_assert_ptr_nonnull(strstr(buf, "trimshim: running"));
-    ck_assert_msg(strstr(buf, "trimshim: trim 1 (quiet): returned ") != NULL, "%s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "]: running"));
+    ck_assert_msg(strstr(buf, "]: trim 1 (quiet): returned ") != NULL, "%s", buf);
     ck_assert_ptr_nonnull(strstr(buf, " ms (rss "));
-    ck_assert_ptr_nonnull(strstr(buf, "trimshim: exit: "));
+    ck_assert_ptr_nonnull(strstr(buf, "]: exit: "));
+    /* every line names its process, the same one */
+    long pid = -1;
+    for (const char *line = buf; *line; line = strchr(line, '\n') + 1) {
+        char *end;
+        ck_assert_msg(!strncmp(line, "trimshim[", 9), "line '%.60s'", line);
+        long p = strtol(line + 9, &end, 10);
+        ck_assert_msg(p > 0 && !strncmp(end, "]: ", 3), "line '%.60s'", line);
+        if (pid < 0)
+            pid = p;
+        ck_assert_int_eq(p, pid);
+        if (!strchr(line, '\n'))
+            break;
+    }
 }
 END_TEST
 

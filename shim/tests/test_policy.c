@@ -713,6 +713,118 @@ START_TEST(free_at_start_counts)
 }
 END_TEST
 
+
+/* ---- refaults counted as minor faults ---------------------------------------------------- */
+
+/* A quiet program freed 400 MiB; the policy trims it (cost 10 ms, 400 MiB back). Until then it
+ * faulted faults_per_s (new memory of its own), for 3 s. */
+static void trim_after_steady_faults(struct sim *s, uint64_t faults_per_look)
+{
+    sim_init(s);
+    alloc_live(s, 500 * MiB);
+    for (int i = 0; i < 30; i++) { /* 3 s busy, faulting at its own rate */
+        s->o.minor_faults += faults_per_look;
+        step(s, 100 * MS, 50);
+    }
+    free_mem(s, 400 * MiB);
+    int n = 0;
+    while (step(s, 100 * MS, 0).action != TS_TRIM) {
+        s->o.minor_faults += faults_per_look;
+        ck_assert_int_lt(++n, 100);
+    }
+    trim(s, 10 * MS, 400 * MiB);
+}
+
+START_TEST(refaults_as_minor_faults_make_a_trim_futile)
+{
+    /* the program takes the pages back one fault each and frees them again before the next
+     * look (RSS never rises back: only the faults tell), 60 % of the 102,400 pages returned */
+    struct sim s;
+    trim_after_steady_faults(&s, 10);
+    ck_assert_uint_eq(s.st.backoff, 1);
+    for (int i = 0; i < 30; i++) { /* 3 s: the faults in the 2 s window, then none */
+        if (i < 20)
+            s.o.minor_faults += 102400 * 6 / 10 / 20;
+        step(&s, 100 * MS, 5);
+    }
+    ck_assert_uint_eq(s.st.refault_seq, 1);
+    ck_assert_int_eq(s.st.last_refault.by_faults, 1);
+    ck_assert_int_eq(s.st.last_refault.futile, 1);
+    ck_assert_uint_eq(s.st.backoff, 2);
+    ck_assert_uint_eq(s.st.futile, 1);
+    /* the window before faulted 10 per 100 ms: ~200 of the after-window's faults expected */
+    ck_assert_uint_ge(s.st.last_refault.faults_expected, 150);
+    ck_assert_uint_le(s.st.last_refault.faults_expected, 250);
+    ck_assert_uint_eq(s.st.refault_faults, s.st.last_refault.excess);
+    ck_assert_uint_ge(s.st.last_refault.excess, 102400 / 2);
+}
+END_TEST
+
+START_TEST(faults_at_the_rate_before_are_not_refaults)
+{
+    /* a program that faults 5,000 pages a second all along (fresh memory: a growing cache)
+     * faults as much after the trim: not the trim's pages */
+    struct sim s;
+    trim_after_steady_faults(&s, 500);
+    for (int i = 0; i < 30; i++) {
+        s.o.minor_faults += 500;
+        step(&s, 100 * MS, 5);
+    }
+    ck_assert_uint_eq(s.st.refault_seq, 1);
+    ck_assert_int_eq(s.st.last_refault.futile, 0);
+    ck_assert_uint_eq(s.st.backoff, 1);
+    ck_assert_uint_eq(s.st.productive, 1);
+    /* expected within 10 % of the faults seen: the rate is the same */
+    ck_assert_uint_le(s.st.last_refault.excess, s.st.last_refault.faults_after / 10);
+    ck_assert_uint_ge(s.st.last_refault.faults_after, 9000); /* ~2 s x 5,000/s */
+}
+END_TEST
+
+START_TEST(a_few_refaults_keep_the_trim)
+{
+    /* 10 % of the returned pages come back as faults: below half, the trim held */
+    struct sim s;
+    trim_after_steady_faults(&s, 0);
+    for (int i = 0; i < 30; i++) {
+        if (i < 20)
+            s.o.minor_faults += 102400 / 10 / 20;
+        step(&s, 100 * MS, 5);
+    }
+    ck_assert_uint_eq(s.st.refault_seq, 1);
+    ck_assert_int_eq(s.st.last_refault.futile, 0);
+    ck_assert_uint_ge(s.st.last_refault.excess, 102400 / 10 - 100);
+    ck_assert_uint_eq(s.st.backoff, 1);
+}
+END_TEST
+
+START_TEST(fault_counter_oddities)
+{
+    /* a counter that goes back (it cannot, but a bad reading must not blow the estimate up) */
+    struct sim s;
+    trim_after_steady_faults(&s, 10);
+    s.o.minor_faults = 0;
+    for (int i = 0; i < 30; i++)
+        step(&s, 100 * MS, 5);
+    ck_assert_uint_eq(s.st.refault_seq, 1);
+    ck_assert_int_eq(s.st.last_refault.by_faults, 0);
+    ck_assert_uint_eq(s.st.last_refault.excess, 0);
+    /* no sample before the trim at all: nothing expected, nothing divided by zero */
+    struct ts_policy_state st;
+    struct ts_config cfg;
+    ts_config_defaults(&cfg);
+    struct ts_obs o = {0};
+    o.now_ns = 5 * S;
+    ts_policy_init(&st, &cfg, &o);
+    struct ts_obs a = o;
+    a.now_ns += 10 * MS;
+    a.rss_bytes = 0;
+    o.rss_bytes = 100 * MiB;
+    ts_policy_trimmed(&st, &cfg, &o, &a);
+    ck_assert_int_eq(st.watching, 1);
+    ck_assert_uint_eq(st.watch_before_ns, 0);
+}
+END_TEST
+
 START_TEST(reason_names)
 {
     for (int r = TS_R_OFF; r <= TS_R_TRIM_INTERVAL; r++)
@@ -727,6 +839,10 @@ int main(void)
     TCase *tc = tcase_create("policy");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, idle_program_costs_nothing);
+    tcase_add_test(tc, refaults_as_minor_faults_make_a_trim_futile);
+    tcase_add_test(tc, faults_at_the_rate_before_are_not_refaults);
+    tcase_add_test(tc, a_few_refaults_keep_the_trim);
+    tcase_add_test(tc, fault_counter_oddities);
     tcase_add_test(tc, busy_without_frees_probes_rarely_never_trims);
     tcase_add_test(tc, seed_trims_soon_after_quiet);
     tcase_add_test(tc, live_growth_is_not_trimmable);

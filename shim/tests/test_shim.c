@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "check_compat.h"
 #include <dirent.h>
+#include <dlfcn.h>
+#include <stddef.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -117,6 +119,35 @@ static unsigned long long sigblk_of(pid_t tid)
     return p ? strtoull(p + 7, NULL, 16) : 0;
 }
 
+static int single_threaded(void)
+{
+    char *p = dlsym(RTLD_DEFAULT, "__libc_single_threaded");
+    return p && *p;
+}
+
+static int mode_now(void)
+{
+    struct trimshim_stats s;
+    trimshim_get_stats2(&s, sizeof s);
+    return s.mode;
+}
+
+static void *parked(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
+/* The process's second thread: from then on the shim trims from a thread of its own. */
+static void go_threaded(void)
+{
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, parked, NULL), 0);
+    pthread_detach(t);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 START_TEST(api_state)
@@ -128,13 +159,43 @@ START_TEST(api_state)
         ck_assert_str_eq(trimshim_state_name(s.state), "valgrind");
         ck_assert_int_eq(shim_tid(), 0); /* stood down: no thread */
         ck_assert_int_eq(trimshim_start(), TRIMSHIM_VALGRIND);
+        ck_assert_int_eq(mode_now(), TRIMSHIM_MODE_NONE);
         return;
     }
     ck_assert_int_eq(s.state, TRIMSHIM_RUNNING);
     ck_assert_str_eq(trimshim_state_name(s.state), "running");
+    ck_assert_str_eq(trimshim_state_name(TRIMSHIM_WAITING), "waiting");
     ck_assert_str_eq(trimshim_state_name(99), "unknown");
-    ck_assert_int_ne(wait_shim_tid(), 0);
     ck_assert_int_eq(s.policy, 0);
+    if (single_threaded()) { /* (Check runs each test in a forked child of one thread) */
+        ck_assert_int_eq(mode_now(), TRIMSHIM_MODE_IDLE);
+        ck_assert_str_eq(trimshim_mode_name(TRIMSHIM_MODE_IDLE), "idle-points");
+        ck_assert_int_eq(shim_tid(), 0); /* no thread while the program has one */
+    }
+    go_threaded();
+    ck_assert_int_ne(wait_shim_tid(), 0);
+    ck_assert_int_eq(mode_now(), TRIMSHIM_MODE_THREAD);
+    ck_assert_str_eq(trimshim_mode_name(TRIMSHIM_MODE_THREAD), "thread");
+    trimshim_get_stats(&s);
+    ck_assert_int_eq(s.state, TRIMSHIM_RUNNING);
+}
+END_TEST
+
+START_TEST(stats_v1_size_kept)
+{
+    /* a program built against API version 1 passes a struct that ends at policy */
+    struct trimshim_stats s;
+    memset(&s, 0xab, sizeof s);
+    trimshim_get_stats(&s);
+    const unsigned char *tail = (const unsigned char *)&s + offsetof(struct trimshim_stats, mode);
+    for (size_t i = 0; i < sizeof s - offsetof(struct trimshim_stats, mode); i++)
+        ck_assert_int_eq(tail[i], 0xab);
+    memset(&s, 0xab, sizeof s);
+    trimshim_get_stats2(&s, offsetof(struct trimshim_stats, pid)); /* a size from the future's past */
+    ck_assert_int_eq(s.pid, (int)0xabababab);
+    trimshim_get_stats2(&s, sizeof s);
+    ck_assert_int_eq(s.pid, (int)getpid());
+    ck_assert_str_eq(trimshim_stats_path(), ""); /* no TRIMSHIM_STATS here */
 }
 END_TEST
 
@@ -145,6 +206,15 @@ START_TEST(start_stop)
         ck_assert_int_eq(trimshim_start(), TRIMSHIM_VALGRIND);
         return;
     }
+    if (single_threaded()) { /* no thread to stop: the work at the waits stops and resumes */
+        trimshim_stop();
+        ck_assert_int_eq(mode_now(), TRIMSHIM_MODE_NONE);
+        ck_assert_int_eq(trimshim_start(), TRIMSHIM_RUNNING);
+        ck_assert_int_eq(mode_now(), TRIMSHIM_MODE_IDLE);
+        ck_assert_int_eq(shim_tid(), 0);
+    }
+    go_threaded();
+    ck_assert_int_ne(wait_shim_tid(), 0);
     ck_assert_int_eq(trimshim_start(), TRIMSHIM_RUNNING); /* idempotent */
     trimshim_stop();
     struct trimshim_stats s;
@@ -218,6 +288,7 @@ START_TEST(shim_thread_blocks_all_signals)
 {
     if (ON_VALGRIND)
         return;
+    go_threaded();
     pid_t t = wait_shim_tid();
     ck_assert_int_ne(t, 0);
     unsigned long long blk = sigblk_of(t);
@@ -468,6 +539,8 @@ END_TEST
 
 START_TEST(child_gets_working_trimmer)
 {
+    if (!ON_VALGRIND)
+        go_threaded(); /* a multi-threaded parent: glibc keeps the child on its MT paths */
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -509,6 +582,42 @@ START_TEST(child_gets_working_trimmer)
 }
 END_TEST
 
+START_TEST(child_of_one_thread_trims_at_its_waits)
+{
+    if (ON_VALGRIND || !single_threaded())
+        return;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct trimshim_stats s;
+        trimshim_get_stats2(&s, sizeof s);
+        if (s.state != TRIMSHIM_RUNNING || s.mode != TRIMSHIM_MODE_IDLE)
+            _exit(10);
+        if (s.trims != 0 || s.idle_looks != 0)
+            _exit(12); /* per-process statistics */
+        enum { N = 600 };
+        static void *blk[N];
+        for (int i = 0; i < N; i++) {
+            blk[i] = malloc(64 * 1024);
+            memset(blk[i], 1, 64 * 1024);
+            use(blk[i]);
+        }
+        for (int i = 0; i < N; i += 2) /* every other one: nothing merges with the top */
+            free(blk[i]);
+        for (int i = 0; i < 600; i++) { /* up to 30 s on a loaded machine */
+            usleep(50000);
+            trimshim_get_stats2(&s, sizeof s);
+            if (s.background_trims > 0 && s.bytes_returned >= 8u << 20)
+                _exit(shim_tid() == 0 ? 0 : 11);
+        }
+        _exit(13);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %x", st);
+}
+END_TEST
+
 START_TEST(stopped_stays_stopped_in_child)
 {
     if (ON_VALGRIND)
@@ -516,7 +625,7 @@ START_TEST(stopped_stays_stopped_in_child)
     trimshim_stop();
     pid_t pid = fork();
     if (pid == 0)
-        _exit(shim_tid() == 0 ? 0 : 1);
+        _exit(shim_tid() == 0 && mode_now() == TRIMSHIM_MODE_NONE ? 0 : 1);
     int st;
     waitpid(pid, &st, 0);
     ck_assert_int_eq(trimshim_start(), TRIMSHIM_RUNNING);
@@ -558,6 +667,7 @@ int main(void)
     TCase *tc = tcase_create("safety");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, api_state);
+    tcase_add_test(tc, stats_v1_size_kept);
     tcase_add_test(tc, start_stop);
     tcase_add_test(tc, trim_now_counts_rss);
     tcase_add_test(tc, probe_statistics);
@@ -570,6 +680,7 @@ int main(void)
     tcase_add_test(tc, concurrent_explicit_trims);
     tcase_add_test(tc, fork_while_trim_runs);
     tcase_add_test(tc, child_gets_working_trimmer);
+    tcase_add_test(tc, child_of_one_thread_trims_at_its_waits);
     tcase_add_test(tc, stopped_stays_stopped_in_child);
     tcase_add_test(tc, exit_while_trim_runs);
     suite_add_tcase(su, tc);

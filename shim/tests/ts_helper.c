@@ -3,11 +3,12 @@
  * dlsym when the shim is preloaded. Prints results as one JSON object per line on stdout.
  *
  *   ts_helper work                      deterministic malloc/free work, prints a checksum
- *   ts_helper seed N [--trim] [--idle MS] [--target-kb K] [--until-target]
+ *   ts_helper seed N [--trim] [--idle MS] [--target-kb K] [--until-target] [--stats-copy F]
  *        N x 64 KiB blocks with a small list node after each (the seed report's std::list),
  *        frees the blocks, keeps the nodes; --trim: explicit malloc_trim(0); --idle: sleep up to
  *        MS sampling RSS every 20 ms, recording when it first is <= K (--until-target: stop
- *        idling once it is and a background trim was seen)
+ *        idling once it is and a background trim was seen); --stats-copy: then wait (20 ms
+ *        sleeps, up to 10 s) until the shim's statistics file shows a quiet trim, copy it to F
  *   ts_helper frag N                    N x 8 KiB blocks with live 32 B nodes between, freed
  *   ts_helper exit-during-trim N api|bg [noalloc]
  *                                       frees a fragmented heap, starts a trim, exits during it
@@ -118,6 +119,40 @@ static int cmd_work(void)
     return 0;
 }
 
+/* Waits (20 ms sleeps: the shim's idle points) up to 10 s for the shim's statistics file to show
+ * a quiet trim, then copies it to dest. Prints the file's path and whether it was copied. */
+static void copy_stats_file(const char *dest)
+{
+    typedef const char *(*path_fn)(void);
+    path_fn f = (path_fn)dlsym(RTLD_DEFAULT, "trimshim_stats_path");
+    const char *path = f ? f() : "";
+    static char buf[65536];
+    ssize_t n = -1;
+    int shown = 0;
+    uint64_t end = now_ns() + 10000000000ull;
+    while (path[0] && !shown && now_ns() < end) {
+        int fd = open(path, O_RDONLY);
+        n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        buf[n > 0 ? n : 0] = 0;
+        const char *q = strstr(buf, "kind=\"quiet\"} ");
+        shown = q && atol(q + 14) >= 1;
+        if (!shown)
+            usleep(20000);
+    }
+    int copied = 0;
+    if (shown) {
+        int fd = open(dest, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        copied = fd >= 0 && write(fd, buf, (size_t)n) == n;
+        if (fd >= 0)
+            close(fd);
+    }
+    printf("{\"stats_path\":\"%s\",\"stats_copied\":%d,\"pid\":%d}\n", path, copied,
+           (int)getpid());
+    fflush(stdout);
+}
+
 static struct node *build_seed(long n)
 {
     struct node *head = NULL;
@@ -138,6 +173,7 @@ static int cmd_seed(int argc, char **argv)
     long n = argc > 2 ? atol(argv[2]) : 1000;
     int trim = 0, until = 0;
     long idle_ms = 0, target = -1;
+    const char *stats_copy = NULL;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--trim"))
             trim = 1;
@@ -147,6 +183,8 @@ static int cmd_seed(int argc, char **argv)
             until = 1;
         else if (!strcmp(argv[i], "--target-kb") && i + 1 < argc)
             target = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--stats-copy") && i + 1 < argc)
+            stats_copy = argv[++i];
     }
     long base = rss_kb();
     struct node *head = build_seed(n);
@@ -183,6 +221,8 @@ static int cmd_seed(int argc, char **argv)
            base, peak, after_free, after_trim, (unsigned long long)(trim_ns / 1000000ull), after_idle,
            reach_ms, first_trim_ms);
     print_stats("stats");
+    if (stats_copy)
+        copy_stats_file(stats_copy);
     while (head) {
         struct node *next = head->next;
         free(head);

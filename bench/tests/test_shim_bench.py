@@ -9,8 +9,8 @@ import tempfile
 import unittest
 
 BUILD = os.environ.get("RETENTION_BUILD", "")
-HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, "shim-bench")
+BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # bench/, above tests/
+SCRIPT = os.path.join(BENCH, "shim-bench")
 
 
 def run(cmd, timeout=120):

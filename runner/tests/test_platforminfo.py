@@ -1,25 +1,16 @@
+"""The platform key that selects bounds (platforminfo): glibc version, distro from os-release,
+THP mode, page size, arch."""
+
 import os
 import re
-import shutil
-import tempfile
 import unittest
 
 from retentionlib import platforminfo
 
+from .helpers import TempDirTest
 
-class Platform(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp()
 
-    def tearDown(self):
-        shutil.rmtree(self.dir)
-
-    def file(self, name, text):
-        p = os.path.join(self.dir, name)
-        with open(p, 'w') as f:
-            f.write(text)
-        return p
-
+class Platform(TempDirTest):
     def test_os_release(self):
         rel = platforminfo.parse_os_release('# comment\nID=debian\nVERSION_ID="12"\nPRETTY_NAME=\'Debian 12\'\n'
                                             'NAME="A \\"quoted\\" name"\nbroken line\n')

@@ -9,10 +9,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #if defined(__GLIBC__)
@@ -343,6 +346,443 @@ START_TEST(statm_malformed_is_minus_one)
 }
 END_TEST
 
+/* statm in pages: the same text rules as the kB parser above, which is built on it. */
+static int parse_statm_pages(const char *text, struct rssprobe_statm *m)
+{
+    m->size = m->resident = m->shared = 777;
+    return rssprobe_parse_statm_pages(text, strlen(text), m);
+}
+
+START_TEST(statm_pages_are_the_first_three_fields)
+{
+    struct rssprobe_statm m;
+    ck_assert_int_eq(parse_statm_pages("765 405 376 5 0 123 0\n", &m), 0);
+    ck_assert_int_eq(m.size, 765);
+    ck_assert_int_eq(m.resident, 405);
+    ck_assert_int_eq(m.shared, 376);
+
+    /* Two fields are enough; shared is then unknown. */
+    ck_assert_int_eq(parse_statm_pages("10 0\n", &m), 0);
+    ck_assert_int_eq(m.size, 10);
+    ck_assert_int_eq(m.resident, 0);
+    ck_assert_int_eq(m.shared, -1);
+
+    /* The largest number a long holds still fits (as pages); the kB parser then refuses it,
+     * since in bytes it does not fit. */
+    char text[64];
+    snprintf(text, sizeof text, "1 %ld 0\n", LONG_MAX);
+    ck_assert_int_eq(parse_statm_pages(text, &m), 0);
+    ck_assert_int_eq(m.resident, LONG_MAX);
+    struct rssprobe_rss r;
+    ck_assert_int_eq(parse_statm(text, 4096, &r), -1);
+    assert_invalid(&r);
+}
+END_TEST
+
+START_TEST(statm_pages_malformed_is_minus_one)
+{
+    static const char *const bad[] = {
+        "", "\n", "765", "765\n", "abc 405 1 1 0 1 0\n", "765 40x 376 5 0 123 0\n",
+        "765 405 garbage\n", "765 -405 376\n", "765 405\nmore\n",
+        "765 99999999999999999999999\n", "765 405 99999999999999999999999\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct rssprobe_statm m;
+        ck_assert_msg(parse_statm_pages(bad[i], &m) == -1, "accepted \"%s\"", bad[i]);
+        ck_assert_int_eq(m.size, -1);
+        ck_assert_int_eq(m.resident, -1);
+        ck_assert_int_eq(m.shared, -1);
+    }
+    struct rssprobe_statm m;
+    ck_assert_int_eq(rssprobe_parse_statm_pages(NULL, 4, &m), -1);
+    ck_assert_int_eq(rssprobe_parse_statm_pages("765 405\n", 3, &m), -1); /* "765" */
+}
+END_TEST
+
+START_TEST(pages_to_bytes_refuses_what_does_not_fit)
+{
+    uint64_t b = 1;
+    ck_assert_int_eq(rssprobe_pages_to_bytes(405, 4096, &b), 0);
+    ck_assert_uint_eq(b, 405u * 4096u);
+    ck_assert_int_eq(rssprobe_pages_to_bytes(0, 65536, &b), 0);
+    ck_assert_uint_eq(b, 0);
+    /* 2^52 pages of 4 KiB are 2^64 bytes: one too many. */
+    ck_assert_int_eq(rssprobe_pages_to_bytes((long)(UINT64_MAX / 4096), 4096, &b), 0);
+    ck_assert_uint_eq(b, UINT64_MAX / 4096 * 4096);
+    b = 1;
+    ck_assert_int_eq(rssprobe_pages_to_bytes((long)(UINT64_MAX / 4096) + 1, 4096, &b), -1);
+    ck_assert_uint_eq(b, 0);
+    ck_assert_int_eq(rssprobe_pages_to_bytes(LONG_MAX, 4096, &b), -1);
+    ck_assert_int_eq(rssprobe_pages_to_bytes(-1, 4096, &b), -1);
+    ck_assert_int_eq(rssprobe_pages_to_bytes(1, 0, &b), -1);
+    ck_assert_int_eq(rssprobe_pages_to_bytes(1, -4096, &b), -1);
+}
+END_TEST
+
+/* /proc/self/status of a small process on Linux 6 (the lines after VmSwap cut). */
+static const char realistic_status[] =
+    "Name:\tcat\n"
+    "Umask:\t0022\n"
+    "State:\tR (running)\n"
+    "Tgid:\t24375\n"
+    "Ngid:\t0\n"
+    "Pid:\t24375\n"
+    "PPid:\t24373\n"
+    "TracerPid:\t0\n"
+    "Uid:\t0\t0\t0\t0\n"
+    "Gid:\t0\t0\t0\t0\n"
+    "FDSize:\t256\n"
+    "Groups:\t \n"
+    "NStgid:\t24375\n"
+    "NSpid:\t24375\n"
+    "VmPeak:\t    3060 kB\n"
+    "VmSize:\t    3060 kB\n"
+    "VmLck:\t       0 kB\n"
+    "VmPin:\t       0 kB\n"
+    "VmHWM:\t    1700 kB\n"
+    "VmRSS:\t    1636 kB\n"
+    "RssAnon:\t     112 kB\n"
+    "RssFile:\t    1524 kB\n"
+    "RssShmem:\t       8 kB\n"
+    "VmData:\t     360 kB\n"
+    "VmStk:\t     132 kB\n"
+    "VmSwap:\t       0 kB\n";
+
+static int parse_status(const char *text, size_t len, struct rssprobe_status *st)
+{
+    st->vm_rss_kb = st->rss_anon_kb = st->rss_file_kb = st->rss_shmem_kb = 777;
+    return rssprobe_parse_status(text, len, st);
+}
+
+static void assert_status_invalid(const struct rssprobe_status *st)
+{
+    ck_assert_int_eq(st->vm_rss_kb, -1);
+    ck_assert_int_eq(st->rss_anon_kb, -1);
+    ck_assert_int_eq(st->rss_file_kb, -1);
+    ck_assert_int_eq(st->rss_shmem_kb, -1);
+}
+
+START_TEST(status_realistic_parses_exactly)
+{
+    struct rssprobe_status st;
+    ck_assert_int_eq(parse_status(realistic_status, strlen(realistic_status), &st), 0);
+    ck_assert_int_eq(st.vm_rss_kb, 1636); /* not VmHWM's 1700 */
+    ck_assert_int_eq(st.rss_anon_kb, 112);
+    ck_assert_int_eq(st.rss_file_kb, 1524);
+    ck_assert_int_eq(st.rss_shmem_kb, 8);
+
+    /* Keys are whole words: VmRSS is not read from a VmRSSx line, nor from VmHWM. */
+    static const char other[] = "VmHWM:\t 99 kB\nVmRSSx:\t 98 kB\nVmRSS:\t 5 kB\n";
+    ck_assert_int_eq(parse_status(other, sizeof other - 1, &st), 0);
+    ck_assert_int_eq(st.vm_rss_kb, 5);
+}
+END_TEST
+
+START_TEST(status_without_the_split_has_minus_one)
+{
+    /* Linux before 4.5: VmRSS only. */
+    static const char old[] = "Name:\tx\nVmHWM:\t 10 kB\nVmRSS:\t 9 kB\nVmData:\t 3 kB\n";
+    struct rssprobe_status st;
+    ck_assert_int_eq(parse_status(old, sizeof old - 1, &st), 0);
+    ck_assert_int_eq(st.vm_rss_kb, 9);
+    ck_assert_int_eq(st.rss_anon_kb, -1);
+    ck_assert_int_eq(st.rss_file_kb, -1);
+    ck_assert_int_eq(st.rss_shmem_kb, -1);
+
+    /* One of the split missing: only that one is unknown. No unit: still kB. */
+    static const char partial[] = "VmRSS: 9\nRssAnon: 4 kB\nRssFile: 5 kB\n";
+    ck_assert_int_eq(parse_status(partial, sizeof partial - 1, &st), 0);
+    ck_assert_int_eq(st.vm_rss_kb, 9);
+    ck_assert_int_eq(st.rss_anon_kb, 4);
+    ck_assert_int_eq(st.rss_file_kb, 5);
+    ck_assert_int_eq(st.rss_shmem_kb, -1);
+}
+END_TEST
+
+START_TEST(status_first_occurrence_wins)
+{
+    static const char twice[] = "VmRSS: 9 kB\nRssShmem: 1 kB\nVmRSS: 7 kB\nRssShmem: x\n";
+    struct rssprobe_status st;
+    ck_assert_int_eq(parse_status(twice, sizeof twice - 1, &st), 0);
+    ck_assert_int_eq(st.vm_rss_kb, 9);
+    ck_assert_int_eq(st.rss_shmem_kb, 1);
+}
+END_TEST
+
+START_TEST(status_cut_line_is_not_read)
+{
+    struct rssprobe_status st;
+    /* "RssAnon: 4" could be the start of "RssAnon: 4096 kB": a line counts only with its
+     * newline. */
+    static const char cut[] = "VmRSS:\t 9000 kB\nRssAnon:\t 4";
+    ck_assert_int_eq(parse_status(cut, sizeof cut - 1, &st), 0);
+    ck_assert_int_eq(st.vm_rss_kb, 9000);
+    ck_assert_int_eq(st.rss_anon_kb, -1);
+    /* VmRSS itself cut: missing. */
+    ck_assert_int_eq(parse_status("VmRSS:\t 9000 kB", 15, &st), -1);
+    assert_status_invalid(&st);
+    /* len stops the text before the newline that follows in memory. */
+    ck_assert_int_eq(parse_status("VmRSS:\t 9000 kB\n", 11, &st), -1);
+    assert_status_invalid(&st);
+    ck_assert_int_eq(parse_status("VmRSS:\t 9000 kB\n", 16, &st), 0);
+    ck_assert_int_eq(st.vm_rss_kb, 9000);
+}
+END_TEST
+
+START_TEST(status_malformed_is_minus_one)
+{
+    static const char *const bad[] = {
+        "",
+        "\n",
+        "Name:\tcat\nVmHWM:\t 10 kB\n",             /* no VmRSS */
+        "RssAnon: 1 kB\nRssFile: 2 kB\n",           /* the split without VmRSS */
+        "VmRSS: abc kB\n",
+        "VmRSS:  kB\n",
+        "VmRSS:\n",
+        "VmRSS: 12x kB\n",
+        "VmRSS: -5 kB\n",
+        "VmRSS: 12 kB trailing\n",
+        "VmRSS: 12 MB\n",
+        "VmRSS: 99999999999999999999999 kB\n",      /* does not fit a long */
+        "VmRSS: 9223372036854775808 kB\n",          /* LONG_MAX + 1 */
+        "vmrss: 12 kB\n",                            /* keys are case-sensitive */
+        "VmRSS 12 kB\n",                             /* no colon */
+        "VmRSS: 12 kB\nRssAnon: lots kB\n",         /* a present field of the split, malformed */
+        "VmRSS: 12 kB\nRssFile: 1 2 kB\n",
+        "VmRSS: 12 kB\nRssShmem: 99999999999999999999999 kB\n",
+        "\x01\x02\xff\xfe garbage \x7f\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct rssprobe_status st;
+        ck_assert_msg(parse_status(bad[i], strlen(bad[i]), &st) == -1, "accepted \"%s\"", bad[i]);
+        assert_status_invalid(&st);
+    }
+    /* A NUL inside a value. */
+    static const char nul[] = "VmRSS: 1\0 kB\n";
+    struct rssprobe_status st;
+    ck_assert_int_eq(parse_status(nul, sizeof nul - 1, &st), -1);
+    assert_status_invalid(&st);
+    ck_assert_int_eq(parse_status(NULL, 10, &st), -1);
+    assert_status_invalid(&st);
+
+    /* LONG_MAX itself fits. */
+    char text[64];
+    snprintf(text, sizeof text, "VmRSS: %ld kB\n", LONG_MAX);
+    ck_assert_int_eq(parse_status(text, strlen(text), &st), 0);
+    ck_assert_int_eq(st.vm_rss_kb, LONG_MAX);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Reading: EINTR, short reads, the buffer's end, errors. A scripted read(2) through the reader's
+ * seam makes each path happen on demand; one test also takes the EINTR path with a real signal. */
+
+/* Each call takes the next step of the script: a negative step fails with that errno (-EINTR), a
+ * positive one returns up to that many bytes of the text, FAKE_OVERCLAIM claims one byte more
+ * than asked for. After the script, each call returns as much of the rest as fits. */
+#define FAKE_OVERCLAIM 1000000
+static struct {
+    const char *text;
+    size_t len, pos;
+    const int *steps;
+    size_t nsteps, calls;
+} fake;
+
+static void fake_init(const char *text, const int *steps, size_t nsteps)
+{
+    fake.text = text;
+    fake.len = strlen(text);
+    fake.pos = 0;
+    fake.steps = steps;
+    fake.nsteps = nsteps;
+    fake.calls = 0;
+}
+
+static ssize_t fake_read(int fd, void *buf, size_t count)
+{
+    (void)fd;
+    size_t n = count;
+    if (fake.calls < fake.nsteps) {
+        int step = fake.steps[fake.calls];
+        fake.calls++;
+        if (step < 0) {
+            errno = -step;
+            return -1;
+        }
+        if (step == FAKE_OVERCLAIM)
+            return (ssize_t)count + 1;
+        if ((size_t)step < n)
+            n = (size_t)step;
+    } else {
+        fake.calls++;
+    }
+    if (n > fake.len - fake.pos)
+        n = fake.len - fake.pos;
+    memcpy(buf, fake.text + fake.pos, n);
+    fake.pos += n;
+    return (ssize_t)n;
+}
+
+START_TEST(read_fd_retries_eintr_and_reads_on_after_short_reads)
+{
+    static const char text[] = "765 405 376 5 0 123 0\n";
+    static const int steps[] = {-EINTR, 3, -EINTR, -EINTR, 1, 5};
+    char buf[64];
+    struct rssprobe_statm m;
+
+    fake_init(text, steps, sizeof steps / sizeof steps[0]);
+    errno = 0;
+    ssize_t n = rssprobe_procfs_read_fd(-1, buf, sizeof buf, fake_read);
+    ck_assert_int_eq(n, (ssize_t)strlen(text));
+    ck_assert_int_eq(memcmp(buf, text, strlen(text)), 0);
+    /* the six scripted calls, one for the rest, one that returns 0 */
+    ck_assert_uint_eq(fake.calls, 8);
+    ck_assert_int_eq(rssprobe_parse_statm_pages(buf, strlen(text), &m), 0);
+    ck_assert_int_eq(m.resident, 405);
+}
+END_TEST
+
+START_TEST(read_fd_stops_at_cap)
+{
+    static const char text[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    static const int steps[] = {3};
+    char buf[16];
+
+    memset(buf, '#', sizeof buf);
+    fake_init(text, steps, 1);
+    ck_assert_int_eq(rssprobe_procfs_read_fd(-1, buf, 10, fake_read), 10);
+    ck_assert_int_eq(memcmp(buf, "0123456789", 10), 0);
+    for (size_t i = 10; i < sizeof buf; i++)
+        ck_assert_int_eq(buf[i], '#');
+    ck_assert_uint_eq(fake.calls, 2); /* 3 bytes, then the 7 that fill it: no read past cap */
+
+    /* cap 0 reads nothing */
+    fake_init(text, NULL, 0);
+    ck_assert_int_eq(rssprobe_procfs_read_fd(-1, buf, 0, fake_read), 0);
+    ck_assert_uint_eq(fake.calls, 0);
+}
+END_TEST
+
+START_TEST(read_fd_fails_with_the_error)
+{
+    char buf[64];
+
+    static const int eio_after_four[] = {4, -EIO};
+    fake_init("765 405\n", eio_after_four, 2);
+    errno = 0;
+    ck_assert_int_eq(rssprobe_procfs_read_fd(-1, buf, sizeof buf, fake_read), -1);
+    ck_assert_int_eq(errno, EIO);
+
+    static const int ebadf[] = {-EBADF};
+    fake_init("765 405\n", ebadf, 1);
+    ck_assert_int_eq(rssprobe_procfs_read_fd(-1, buf, sizeof buf, fake_read), -1);
+    ck_assert_int_eq(errno, EBADF);
+
+    /* A read that claims more than it was asked for: nothing past buf is trusted. */
+    static const int overclaim[] = {2, FAKE_OVERCLAIM};
+    fake_init("765 405\n", overclaim, 2);
+    errno = 0;
+    ck_assert_int_eq(rssprobe_procfs_read_fd(-1, buf, sizeof buf, fake_read), -1);
+    ck_assert_int_eq(errno, EIO);
+
+    /* The real read(2) on a descriptor that is not open. */
+    ck_assert_int_eq(rssprobe_procfs_read_fd(-1, buf, sizeof buf, NULL), -1);
+    ck_assert_int_eq(errno, EBADF);
+}
+END_TEST
+
+/* The real read(2), counting the calls that EINTR interrupted. */
+static volatile sig_atomic_t alarms;
+static unsigned long eintr_returns;
+
+static void count_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+static ssize_t counting_read(int fd, void *buf, size_t count)
+{
+    ssize_t n = read(fd, buf, count);
+    if (n < 0 && errno == EINTR)
+        eintr_returns++;
+    return n;
+}
+
+/* A pipe whose writer (a child) sends the text 300 ms late, in two pieces, while a 5 ms interval
+ * timer interrupts the blocked read again and again (SIGALRM without SA_RESTART). */
+START_TEST(read_fd_survives_real_signals_while_blocked)
+{
+    static const char text[] = "765 405 376 5 0 123 0\n";
+    struct sigaction sa, old_sa;
+    struct itimerval every_5ms = {{0, 5000}, {0, 5000}}, off = {{0, 0}, {0, 0}};
+    int fds[2];
+    char buf[64];
+
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        close(fds[0]);
+        usleep(300 * 1000);
+        ssize_t a = write(fds[1], text, 7);
+        usleep(50 * 1000);
+        ssize_t b = write(fds[1], text + 7, strlen(text) - 7);
+        _exit(a == 7 && b == (ssize_t)strlen(text) - 7 ? 0 : 1);
+    }
+    close(fds[1]);
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = count_alarm;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocked read returns EINTR */
+    ck_assert_int_eq(sigaction(SIGALRM, &sa, &old_sa), 0);
+    alarms = 0;
+    eintr_returns = 0;
+    ck_assert_int_eq(setitimer(ITIMER_REAL, &every_5ms, NULL), 0);
+
+    ssize_t n = rssprobe_procfs_read_fd(fds[0], buf, sizeof buf, counting_read);
+
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old_sa, NULL);
+    close(fds[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(child, &status, 0), child); /* the read end is closed: it ends */
+
+    ck_assert_int_eq(n, (ssize_t)strlen(text));
+    ck_assert_int_eq(memcmp(buf, text, strlen(text)), 0);
+    ck_assert_int_gt(alarms, 0);
+    ck_assert_uint_gt(eintr_returns, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the writer failed: %d", status);
+}
+END_TEST
+
+/* The lowest free descriptor number: unchanged when nothing was left open. */
+static int next_fd(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    return fd;
+}
+
+START_TEST(procfs_read_keeps_no_descriptor_and_names_the_error)
+{
+    char buf[256];
+    int before = next_fd();
+
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_gt(rssprobe_procfs_read("/proc/self/statm", buf, sizeof buf), 0);
+    errno = 0;
+    ck_assert_int_eq(rssprobe_procfs_read("/proc/self/no-such-file", buf, sizeof buf), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    /* A directory opens but cannot be read. */
+    ck_assert_int_eq(rssprobe_procfs_read("/proc/self", buf, sizeof buf), -1);
+    ck_assert_int_eq(errno, EISDIR);
+    ck_assert_int_eq(next_fd(), before);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Live readers */
 
@@ -360,6 +800,50 @@ START_TEST(read_rss_uses_smaps_rollup_when_present)
     } else {
         ck_assert_int_eq(r.source, RSSPROBE_RSS_STATM);
     }
+}
+END_TEST
+
+START_TEST(read_statm_is_this_process)
+{
+    struct rssprobe_statm m;
+    uint64_t bytes;
+    ck_assert_int_eq(rssprobe_read_statm(&m), 0);
+    ck_assert_int_gt(m.resident, 0);
+    ck_assert_int_ge(m.size, m.resident);
+    ck_assert_int_ge(m.shared, 0);
+    ck_assert_int_le(m.shared, m.resident);
+    ck_assert_int_eq(rssprobe_pages_to_bytes(m.resident, page_size(), &bytes), 0);
+    ck_assert_uint_gt(bytes, 0);
+}
+END_TEST
+
+/* The kernel prints VmRSS as the sum of the three counters it prints after it (Linux >= 4.5), and
+ * statm's resident and shared are the same counters in pages: the two files agree, up to what
+ * moved between the two reads (a few pages of this test's stack and Check's bookkeeping). */
+START_TEST(read_status_splits_vmrss_and_agrees_with_statm)
+{
+    struct rssprobe_status st;
+    struct rssprobe_statm m;
+    const long tol_kb = 256;
+
+    ck_assert_int_eq(rssprobe_read_status(&st), 0);
+    ck_assert_int_eq(rssprobe_read_statm(&m), 0);
+    ck_assert_int_gt(st.vm_rss_kb, 0);
+    if (st.rss_anon_kb < 0) { /* before Linux 4.5 */
+        ck_assert_int_eq(st.rss_file_kb, -1);
+        ck_assert_int_eq(st.rss_shmem_kb, -1);
+        return;
+    }
+    ck_assert_int_ge(st.rss_file_kb, 0);
+    ck_assert_int_ge(st.rss_shmem_kb, 0);
+    ck_assert_int_eq(st.rss_anon_kb + st.rss_file_kb + st.rss_shmem_kb, st.vm_rss_kb);
+
+    long ps_kb = page_size() / 1024;
+    ck_assert_msg(labs(m.resident * ps_kb - st.vm_rss_kb) <= tol_kb,
+                  "statm resident %ld kB, status VmRSS %ld kB", m.resident * ps_kb, st.vm_rss_kb);
+    ck_assert_msg(labs(m.shared * ps_kb - (st.rss_file_kb + st.rss_shmem_kb)) <= tol_kb,
+                  "statm shared %ld kB, status RssFile + RssShmem %ld kB", m.shared * ps_kb,
+                  st.rss_file_kb + st.rss_shmem_kb);
 }
 END_TEST
 
@@ -879,12 +1363,16 @@ static void exercise_probe(int null_fd, int rounds)
     static char region[3 * 4096];
     for (int i = 0; i < rounds; i++) {
         struct rssprobe_rss r;
+        struct rssprobe_statm m;
+        struct rssprobe_status st;
         struct rssprobe_heap h;
         struct rssprobe_floor f;
         struct rssprobe_sample s;
         char buf[RSSPROBE_JSON_MAX];
 
         rssprobe_read_rss(&r);
+        rssprobe_read_statm(&m);
+        rssprobe_read_status(&st);
         rssprobe_read_heap(&h);
         (void)rssprobe_thp_mode();
         if (rssprobe_floor_init(&f) == 0) {
@@ -970,10 +1458,29 @@ static Suite *rssprobe_suite(void)
     tcase_add_test(tc_parse, smaps_rollup_malformed_is_minus_one);
     tcase_add_test(tc_parse, statm_parses_resident_pages_to_kb);
     tcase_add_test(tc_parse, statm_malformed_is_minus_one);
+    tcase_add_test(tc_parse, statm_pages_are_the_first_three_fields);
+    tcase_add_test(tc_parse, statm_pages_malformed_is_minus_one);
+    tcase_add_test(tc_parse, pages_to_bytes_refuses_what_does_not_fit);
+    tcase_add_test(tc_parse, status_realistic_parses_exactly);
+    tcase_add_test(tc_parse, status_without_the_split_has_minus_one);
+    tcase_add_test(tc_parse, status_first_occurrence_wins);
+    tcase_add_test(tc_parse, status_cut_line_is_not_read);
+    tcase_add_test(tc_parse, status_malformed_is_minus_one);
     suite_add_tcase(s, tc_parse);
+
+    TCase *tc_read = tcase_create("read");
+    tcase_add_test(tc_read, read_fd_retries_eintr_and_reads_on_after_short_reads);
+    tcase_add_test(tc_read, read_fd_stops_at_cap);
+    tcase_add_test(tc_read, read_fd_fails_with_the_error);
+    tcase_add_test(tc_read, read_fd_survives_real_signals_while_blocked);
+    tcase_add_test(tc_read, procfs_read_keeps_no_descriptor_and_names_the_error);
+    tcase_set_timeout(tc_read, 60);
+    suite_add_tcase(s, tc_read);
 
     TCase *tc_live = tcase_create("live");
     tcase_add_test(tc_live, read_rss_uses_smaps_rollup_when_present);
+    tcase_add_test(tc_live, read_statm_is_this_process);
+    tcase_add_test(tc_live, read_status_splits_vmrss_and_agrees_with_statm);
     tcase_add_test(tc_live, rss_moves_by_a_touched_64mib_mapping);
 #if GLIBC_HEAP_TESTS
     if (!valgrind) {
