@@ -1167,6 +1167,17 @@ class Command(unittest.TestCase):
         self.assertEqual(w['verdict'], watch.VERDICT_PLATEAU)
         self.assertEqual(self.calls_made(), [])
 
+    def test_watch_waits_for_enough_readings(self):
+        # readings planned every 10 s in a 5 s watch (as when each takes long on a loaded machine):
+        # the watch runs on until it has the three a trend needs
+        p = self.target()
+        os.environ['FAKE_GDB_LOG'] = self.log
+        doc = watch.watch(p.pid, 5, gdb=self.gdb, reading_s=10)
+        w = doc['watch']
+        self.assertEqual(len(w['readings']), watch.MIN_READINGS)
+        self.assertGreaterEqual(w['seconds'], 5)
+        self.assertEqual(w['verdict'], watch.VERDICT_PLATEAU)
+
     def test_call_state(self):
         p = self.target('import threading; l = threading.Lock(); l.acquire(); l.acquire()')
         for _ in range(200):

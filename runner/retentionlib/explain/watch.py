@@ -22,6 +22,10 @@ MIN_WATCH_S = 5
 MAX_WATCH_S = 3600
 SAMPLE_S = 0.5
 READING_S = 5.0
+# A trend needs this many full readings: on a loaded machine, where a reading takes longer than
+# planned, the watch runs on past SECONDS until it has them (up to OVERRUN x SECONDS + 60 s).
+MIN_READINGS = 3
+OVERRUN = 3
 # A leak: live bytes grow along a line (R^2 >= LEAK_FIT) by at least LEAK_MIN_GROWTH over the
 # window and by at least LEAK_SHARE of the live bytes; a churning program's live bytes wander by
 # a few percent around their level and fit no line.
@@ -144,8 +148,11 @@ def watch(pid, seconds, gdb=None, timeout=DEFAULT_TIMEOUT_S, environ=None, log=N
                     log('watch: %d readings, %.0f of %g s' % (len(readings), now - t0, seconds))
             rss = _statm_rss(pid, page)
             samples.append(OrderedDict([('t', round(time.monotonic() - t0, 2)), ('rss_bytes', rss)]))
-            if time.monotonic() - t0 >= seconds:
+            elapsed = time.monotonic() - t0
+            if elapsed >= seconds and (len(readings) >= MIN_READINGS or elapsed >= OVERRUN * seconds + 60):
                 break
+            if elapsed >= seconds:
+                next_reading = min(next_reading, time.monotonic())
             time.sleep(max(0.0, min(SAMPLE_S, next_reading - time.monotonic(), t0 + seconds - time.monotonic())))
     if doc is None:
         raise ExplainError('no reading of process %d succeeded during the watch: %s'
