@@ -14,42 +14,28 @@ another working directory:
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import unittest
+
+from staged import install_moved, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = None
 PREFIX = '/opt/retention-install-test'
 
 
-def run(argv, cwd='/', env=None, check=True):
-    proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True)
-    if check and proc.returncode != 0:
-        raise AssertionError('%s exited %d:\n%s' % (' '.join(argv), proc.returncode, proc.stdout))
-    return proc
-
-
 class Installed(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix='retention-install-')
-        stage = os.path.join(cls.tmp, 'stage')
-        env = dict(os.environ, DESTDIR=stage)
-        run(['cmake', '--install', BUILD, '--prefix', PREFIX], env=env)
-        cls.prefix = os.path.join(cls.tmp, 'moved')
-        shutil.move(stage + PREFIX, cls.prefix)
+        cls.prefix, cls.env = install_moved(BUILD, cls.tmp, PREFIX)
         cls.retention = os.path.join(cls.prefix, 'bin', 'retention')
         libdirs = [d for d in ('lib', 'lib64') if os.path.isdir(os.path.join(cls.prefix, d))]
         cls.pkgconfig = next(os.path.join(dirpath)
                              for d in libdirs for dirpath, _, files in os.walk(os.path.join(cls.prefix, d))
                              if 'trimshim.pc' in files)
         cls.libdir = os.path.dirname(cls.pkgconfig)
-        # The runner must find nothing of the checkout or the build tree: none of their variables.
-        cls.env = dict((k, v) for k, v in os.environ.items()
-                       if not k.startswith('RETENTION_') and k not in ('PYTHONPATH',))
 
     @classmethod
     def tearDownClass(cls):

@@ -16,35 +16,23 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import unittest
+
+from staged import install_moved, run
 
 BUILD = None
 EXAMPLE = None
 PREFIX = '/opt/retention-own-cases-test'
 
 
-def run(argv, cwd='/', env=None, check=True):
-    proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True)
-    if check and proc.returncode != 0:
-        raise AssertionError('%s exited %d:\n%s' % (' '.join(argv), proc.returncode, proc.stdout))
-    return proc
-
-
 class OwnCases(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix='retention-own-cases-')
-        stage = os.path.join(cls.tmp, 'stage')
-        run(['cmake', '--install', BUILD, '--prefix', PREFIX], env=dict(os.environ, DESTDIR=stage))
-        cls.prefix = os.path.join(cls.tmp, 'moved')
-        shutil.move(stage + PREFIX, cls.prefix)
+        cls.prefix, cls.env = install_moved(BUILD, cls.tmp, PREFIX)
         cls.retention = os.path.join(cls.prefix, 'bin', 'retention')
-        cls.env = dict((k, v) for k, v in os.environ.items()
-                       if not k.startswith('RETENTION_') and k != 'PYTHONPATH')
         cls.repo = os.path.join(cls.tmp, 'their-repo')
         shutil.copytree(EXAMPLE, cls.repo, ignore=shutil.ignore_patterns('build'))
         run(['cmake', '-S', cls.repo, '-B', os.path.join(cls.repo, 'build'),

@@ -116,15 +116,24 @@ def how_to_get_programs(build):
 
 
 def command_name(argv0=None, environ=None):
-    """How to name this command in advice the user may paste: `retention` when that name in PATH
-    is this very command, else the path it was run by, made absolute."""
+    """How to name this command in advice the user may paste: as the user ran it (`retention`
+    when that name in PATH is this very command, else the absolute path run), never relative to a
+    checkout the user may not be in."""
     environ = os.environ if environ is None else environ
-    argv0 = argv0 if argv0 is not None else (sys.argv[0] if sys.argv and sys.argv[0] else 'retention')
-    me = os.path.realpath(os.path.abspath(argv0))
-    found = shutil.which(os.path.basename(argv0), path=environ.get('PATH', os.defpath))
-    if found and os.path.realpath(found) == me:
-        return os.path.basename(argv0)
-    return me
+    search_path = environ.get('PATH', os.defpath)
+    argv0 = argv0 if argv0 is not None else (sys.argv[0] if sys.argv else '')
+    if not argv0 or argv0.startswith('-') or not os.path.basename(argv0):
+        return os.path.join(RUNNER_DIR, 'retention')
+    if os.sep not in argv0 and shutil.which(argv0, path=search_path):
+        return argv0
+    full = os.path.abspath(argv0)
+    base = os.path.basename(full)
+    found = shutil.which(base, path=search_path)
+    if found and os.path.realpath(found) == os.path.realpath(full):
+        return base
+    if base in ('__main__.py', 'cli.py'):
+        return os.path.join(RUNNER_DIR, 'retention')
+    return full
 
 
 def valgrind(explicit=None, environ=None):

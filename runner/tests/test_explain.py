@@ -17,8 +17,8 @@ import tempfile
 import time
 import unittest
 
-from retentionlib import errors
-from retentionlib.explain import (elfsyms, gdb, glibc, heaps, mallocinfo, naming, others, procfs, ptrace, render,
+from retentionlib import errors, paths
+from retentionlib.explain import (elfsyms, gdb, glibc, heaps, mallocinfo, others, procfs, ptrace, render,
                                   safety, session, target, verdict, walk, watch)
 
 from .helpers import DATA, TempDirTest, call
@@ -838,17 +838,17 @@ class Shm(unittest.TestCase):
 class Naming(unittest.TestCase):
     def test_command_name(self):
         env = {'PATH': '/nonexistent'}
-        self.assertEqual(naming.command_name('/opt/x/bin/retention', env), '/opt/x/bin/retention')
+        self.assertEqual(paths.command_name('/opt/x/bin/retention', env), '/opt/x/bin/retention')
         here = os.getcwd()
-        self.assertEqual(naming.command_name('runner/retention', env), os.path.join(here, 'runner/retention'))
+        self.assertEqual(paths.command_name('runner/retention', env), os.path.join(here, 'runner/retention'))
         d = tempfile.mkdtemp()
         try:
             exe = os.path.join(d, 'retention')
             with open(exe, 'w') as f:
                 f.write('#!/bin/sh\n')
             os.chmod(exe, 0o755)
-            self.assertEqual(naming.command_name('retention', {'PATH': d}), 'retention')
-            self.assertEqual(naming.command_name(exe, {'PATH': d}), 'retention')
+            self.assertEqual(paths.command_name('retention', {'PATH': d}), 'retention')
+            self.assertEqual(paths.command_name(exe, {'PATH': d}), 'retention')
         finally:
             shutil.rmtree(d)
 

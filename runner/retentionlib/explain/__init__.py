@@ -26,7 +26,7 @@ How it works, module by module:
               advice from the free chunks' sizes
   others      jemalloc, tcmalloc, mimalloc: their own figures and release call through their API
   verdict     the verdict on a report (retention, live growth, nothing to fix), on the anonymous
-              RSS, why, the fixes; naming says how to name this command in them
+              RSS, why, the fixes (the command named by paths.command_name)
   session     one explanation: Snapshot of /proc, the stops (looking at every thread, stopping
               again while one is inside the allocator), the walk or the calls, the document
   watch       --watch: cheap RSS samples and full readings over time, a leak told from churn

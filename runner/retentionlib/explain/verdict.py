@@ -15,7 +15,6 @@ import os
 
 from .. import paths
 from ..report import human_bytes, pct, thousands
-from .naming import command_name
 from .others import RELEASE_NAMES
 
 
@@ -137,7 +136,7 @@ def judge(f, pid, shim=None, command=None):
     fr, live, trim = f['free_resident_bytes'], f['live_bytes'], f['trimmable_bytes']
     shim = shim or paths.shim_library(paths.build_dir())
     shim = os.path.abspath(shim)
-    cmd = command or command_name()
+    cmd = command or paths.command_name()
     exact = f.get('would_return_bytes') is not None
     would = ('malloc_trim(0) would return %s' if exact else 'malloc_trim(0) would return about %s') % human_bytes(trim)
     fixes = []
@@ -218,7 +217,7 @@ OTHER_KNOBS = {
 
 def judge_other(f, figs, name, pid, command=None):
     """(verdict, why, [fixes]) from another allocator's own figures (others.report)."""
-    cmd = command or command_name()
+    cmd = command or paths.command_name()
     if f['live_bytes'] is None:
         why = ('malloc is %s; its API tells resident %s and committed %s, not what is in use, so no retention '
                'verdict: %s explain %d --trim measures what mi_collect(true) returns' % (
@@ -253,7 +252,7 @@ def _release_name(name):
 
 
 def not_glibc_fixes(name, command=None):
-    cmd = command or command_name()
+    cmd = command or paths.command_name()
     generic = 'glibc\'s malloc_trim, the trim shim and MALLOC_* tunables do not apply: ask the allocator itself'
     out = [generic]
     if name in OTHER_KNOBS:
