@@ -3,6 +3,7 @@
  * and the lock is a C11 atomic flag (no pthread dependency for the users who link -lrssprobe). */
 #define _GNU_SOURCE
 
+#include "rssprobe_internal.h"
 #include "rssprobe_phase.h"
 
 #include <errno.h>
@@ -45,7 +46,7 @@ static void unlock(void)
     atomic_flag_clear_explicit(&g_lock, memory_order_release);
 }
 
-static long env_long(const char *name, long min, long max, long dflt)
+long rssprobe_env_long(const char *name, long min, long max, long dflt)
 {
     const char *v = getenv(name);
     char *end;
@@ -71,15 +72,15 @@ static void look(void)
     unsigned long long dev, ino;
     const char *id = getenv("RSSPROBE_PHASE_ID");
     g_state = -1;
-    g_fd = (int)env_long("RSSPROBE_PHASE_FD", 0, INT_MAX, -1);
+    g_fd = (int)rssprobe_env_long("RSSPROBE_PHASE_FD", 0, INT_MAX, -1);
     if (g_fd < 0 || id == NULL || sscanf(id, "%llu:%llu", &dev, &ino) != 2)
         return;
     g_dev = (dev_t)dev;
     g_ino = (ino_t)ino;
     if (!fd_is_ours())
         return;
-    g_trim = env_long("RSSPROBE_PHASE_TRIM", 0, 1, 0) == 1;
-    g_idle_s = env_long("RSSPROBE_PHASE_IDLE", 0, 3600, 0);
+    g_trim = rssprobe_env_long("RSSPROBE_PHASE_TRIM", 0, 1, 0) == 1;
+    g_idle_s = rssprobe_env_long("RSSPROBE_PHASE_IDLE", 0, 3600, 0);
     g_state = 1;
 }
 

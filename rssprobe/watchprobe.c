@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "rssprobe.h"
+#include "rssprobe_internal.h"
 
 #define LINE_MAX_BYTES 768
 #define DEFAULT_INTERVAL_MS 100
@@ -408,19 +409,6 @@ static int running_on_valgrind(void)
     return pre && strstr(pre, "vgpreload") ? 1 : 0;
 }
 
-static long env_long(const char *name, long dflt, long min, long max)
-{
-    const char *v = getenv(name);
-    char *end;
-    if (v == NULL || *v == '\0')
-        return dflt;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || *end != '\0' || n < min || n > max)
-        return dflt;
-    return n;
-}
-
 static void watch_exit(void)
 {
     /* Only the process that started sampling (a fork inherits the flags, not the thread), and
@@ -441,13 +429,13 @@ __attribute__((constructor)) static void watch_init(void)
     const char *out = getenv("RETENTION_WATCH_OUT");
     if (out == NULL || *out == '\0' || strlen(out) >= sizeof g.out)
         return;
-    long ppid = env_long("RETENTION_WATCH_PPID", -1, 1, LONG_MAX);
+    long ppid = rssprobe_env_long("RETENTION_WATCH_PPID", 1, LONG_MAX, -1);
     if (ppid > 0 && (long)getppid() != ppid)
         return; /* a child of the watched program: its parent is not the runner */
     strcpy(g.out, out);
     g.pid = getpid();
-    g.interval_ms = env_long("RETENTION_WATCH_INTERVAL_MS", DEFAULT_INTERVAL_MS, 1, 60000);
-    g.trim = env_long("RETENTION_WATCH_TRIM", 0, 0, 1) == 1;
+    g.interval_ms = rssprobe_env_long("RETENTION_WATCH_INTERVAL_MS", 1, 60000, DEFAULT_INTERVAL_MS);
+    g.trim = rssprobe_env_long("RETENTION_WATCH_TRIM", 0, 1, 0) == 1;
     if (running_on_valgrind()) {
         start_line("valgrind");
         return;
