@@ -49,6 +49,7 @@
 
 #include "rssprobe.h"
 #include "rssprobe_internal.h"
+#include "rssprobe_origin.h"
 
 #define LINE_MAX_BYTES 768
 #define DEFAULT_INTERVAL_MS 100
@@ -171,26 +172,11 @@ static void *same_object_symbol(const Dl_info *malloc_info, const char *name)
     return info.dli_fbase == malloc_info->dli_fbase ? sym : NULL;
 }
 
-/* The malloc the program calls and the object that defines it. dlsym(RTLD_DEFAULT) can answer
- * with a stub in a non-PIE executable that takes malloc's address (python3 on Debian: its PLT
- * entry stands for malloc), which defines nothing: then the definition is the next one after
- * this probe, which the runner preloads first for that reason. */
-static int malloc_definition(Dl_info *info)
-{
-    void *m = dlsym(RTLD_DEFAULT, "malloc");
-    const ElfW(Sym) *sym = NULL;
-    if (m != NULL && dladdr1(m, info, (void **)&sym, RTLD_DL_SYMENT) && sym != NULL &&
-        sym->st_shndx != SHN_UNDEF && info->dli_saddr == m)
-        return 1;
-    m = dlsym(RTLD_NEXT, "malloc");
-    return m != NULL && dladdr(m, info);
-}
-
 static void find_allocator(void)
 {
     Dl_info info;
     g.alloc = ALLOC_UNKNOWN;
-    if (!malloc_definition(&info))
+    if (!rssprobe_definition_of("malloc", &info))
         return;
     if (info.dli_fname && *info.dli_fname) {
         strncpy(g.malloc_from, info.dli_fname, sizeof g.malloc_from - 1);

@@ -42,6 +42,7 @@
 #include "policy.h"
 #include "promfile.h"
 #include "shim_internal.h"
+#include "rssprobe_origin.h"
 #include "rssprobe_procfs.h"
 
 #if defined(__has_include)
@@ -876,8 +877,9 @@ static int running_on_valgrind(void)
 /* Are the malloc and free the program resolves glibc's own? Names the culprit if not. */
 static int over_glibc_malloc(const char **who)
 {
-    void *def_malloc = dlsym(RTLD_DEFAULT, "malloc");
-    void *def_free = dlsym(RTLD_DEFAULT, "free");
+    Dl_info m_info, f_info;
+    int have_m = rssprobe_definition_of("malloc", &m_info);
+    int have_f = rssprobe_definition_of("free", &f_info);
     void *h = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
     void *libc_malloc = h ? dlsym(h, "malloc") : NULL;
     void *libc_free = h ? dlsym(h, "free") : NULL;
@@ -888,12 +890,13 @@ static int over_glibc_malloc(const char **who)
         *who = "no libc.so.6 in the process";
         return 0;
     }
-    if (def_malloc && def_malloc == libc_malloc && def_free && def_free == libc_free)
+    int m_ok = have_m && m_info.dli_saddr == libc_malloc;
+    int f_ok = have_f && f_info.dli_saddr == libc_free;
+    if (m_ok && f_ok)
         return 1;
-    Dl_info info;
-    void *culprit = def_malloc != libc_malloc ? def_malloc : def_free;
-    if (culprit && dladdr(culprit, &info) && info.dli_fname && *info.dli_fname)
-        *who = info.dli_fname;
+    const Dl_info *culprit = !m_ok ? (have_m ? &m_info : NULL) : (have_f ? &f_info : NULL);
+    if (culprit && culprit->dli_fname && *culprit->dli_fname)
+        *who = culprit->dli_fname;
     return 0;
 }
 
