@@ -552,6 +552,15 @@ static int step(uint64_t deadline, uint64_t *wait_ns, unsigned long runs0)
     return rest * 10 >= seg * 9 ? 0 : 1;
 }
 
+/* A timespec timeout the shim leaves alone: malformed (the real call reports EINVAL) or zero
+ * (a look, nothing to wait in). */
+static int ts_passes(const struct timespec *tmo)
+{
+    return tmo && (!valid_ts(tmo) || (tmo->tv_sec == 0 && tmo->tv_nsec == 0));
+}
+
+static int may_work(void) { return idle_due() && ts_idle_may_work(); }
+
 /* ---- sleeps ---- */
 
 static int sleep_ns(uint64_t req_ns, struct timespec *rem)
@@ -584,8 +593,7 @@ static int sleep_ns(uint64_t req_ns, struct timespec *rem)
 EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 {
     nanosleep_fn real = REAL(nanosleep_, "nanosleep");
-    if (!req || !valid_ts(req) || (req->tv_sec == 0 && req->tv_nsec == 0) || !idle_due() ||
-        !ts_idle_may_work())
+    if (!req || ts_passes(req) || !may_work())
         return real(req, rem);
     return sleep_ns(ts_ns(req), rem);
 }
@@ -593,7 +601,7 @@ EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 EXPORT unsigned sleep(unsigned s)
 {
     sleep_fn real = REAL(sleep_, "sleep");
-    if (s == 0 || !idle_due() || !ts_idle_may_work())
+    if (s == 0 || !may_work())
         return real(s);
     struct timespec rem = {0, 0};
     if (sleep_ns((uint64_t)s * 1000000000ull, &rem) == 0)
@@ -604,7 +612,7 @@ EXPORT unsigned sleep(unsigned s)
 EXPORT int usleep(useconds_t us)
 {
     usleep_fn real = REAL(usleep_, "usleep");
-    if (us == 0 || !idle_due() || !ts_idle_may_work())
+    if (us == 0 || !may_work())
         return real(us);
     return sleep_ns((uint64_t)us * 1000ull, NULL);
 }
@@ -615,7 +623,7 @@ EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
     clock_nanosleep_fn real = REAL(clock_nanosleep_, "clock_nanosleep");
     int wall = clk == CLOCK_MONOTONIC || clk == CLOCK_REALTIME || clk == CLOCK_BOOTTIME ||
                clk == CLOCK_TAI;
-    if (!req || !valid_ts(req) || !wall || !idle_due() || !ts_idle_may_work())
+    if (!req || !valid_ts(req) || !wall || !may_work())
         return real(clk, flags, req, rem);
     const unsigned long runs0 = handler_runs();
     uint64_t req_ns = ts_ns(req);
@@ -657,94 +665,29 @@ EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
 
 /* ---- multiplexers ---- */
 
-static int do_poll(struct pollfd *fds, nfds_t n, int timeout)
-{
-    poll_fn real = REAL(poll_, "poll");
-    if (timeout == 0 || !idle_due() || !ts_idle_may_work())
-        return real(fds, n, timeout);
-    const unsigned long runs0 = handler_runs();
-    int r = real(fds, n, 0);
-    if (r != 0) {
-        ts_idle_event_ready();
-        return r;
-    }
-    uint64_t deadline = timeout < 0 ? NS_INF : deadline_after((uint64_t)timeout * 1000000ull);
-    for (;;) {
-        uint64_t w;
-        int last = step(deadline, &w, runs0);
-        if (last < 0) {
-            errno = EINTR;
-            return -1;
-        }
-        r = real(fds, n, ms_of(w));
-        if (r != 0 || last)
-            return r;
-    }
-}
-
-EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) { return do_poll(fds, n, timeout); }
-
-/* _FORTIFY_SOURCE builds call this instead of poll (Debian builds its packages so) */
-EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
-EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
-{
-    poll_chk_fn real = REAL(poll_chk_, "__poll_chk");
-    if (fdslen / sizeof *fds < n && real)
-        return real(fds, n, timeout, fdslen); /* glibc reports the overflow and aborts */
-    return do_poll(fds, n, timeout);
-}
-
-static int do_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
-                    const sigset_t *mask)
-{
-    ppoll_fn real = REAL(ppoll_, "ppoll");
-    if ((tmo && (!valid_ts(tmo) || (tmo->tv_sec == 0 && tmo->tv_nsec == 0))) || !idle_due() ||
-        !ts_idle_may_work())
-        return real(fds, n, tmo, mask);
-    const unsigned long runs0 = handler_runs();
-    struct timespec zero = {0, 0};
-    int r = real(fds, n, &zero, mask);
-    if (r != 0) {
-        ts_idle_event_ready();
-        return r;
-    }
-    uint64_t deadline = tmo ? deadline_after(ts_ns(tmo)) : NS_INF;
-    for (;;) {
-        uint64_t w;
-        int last = step(deadline, &w, runs0);
-        if (last < 0) {
-            errno = EINTR;
-            return -1;
-        }
-        struct timespec ts = ns_ts(w);
-        r = real(fds, n, w == NS_INF ? NULL : &ts, mask);
-        if (r != 0 || last)
-            return r;
-    }
-}
-
-EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *mask)
-{
-    return do_ppoll(fds, n, tmo, mask);
-}
-
-EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
-                       const sigset_t *mask, size_t fdslen);
-EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
-                       const sigset_t *mask, size_t fdslen)
-{
-    ppoll_chk_fn real = REAL(ppoll_chk_, "__ppoll_chk");
-    if (fdslen / sizeof *fds < n && real)
-        return real(fds, n, tmo, mask, fdslen);
-    return do_ppoll(fds, n, tmo, mask);
-}
+/* poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2: one body (do_mux). A
+ * look with no wait first: a ready event returns at once, no work before it. Then pieces, each
+ * one call of the program's own function with the program's own arguments and a shorter
+ * timeout; mux_call makes the call for a piece of ns (NS_INF: no timeout, 0: just a look). */
+enum mux_kind { MUX_POLL, MUX_PPOLL, MUX_SELECT, MUX_PSELECT, MUX_EPOLL, MUX_EPOLL_P, MUX_EPOLL_P2 };
 
 /* select and pselect clear the sets' bits of fds that are not ready: each piece starts from the
- * program's sets. Programs with more than FD_SETSIZE descriptors in a set (hand-sized sets) go
- * straight through. */
+ * program's sets, and a wait that ends interrupted leaves them as they came. Programs with more
+ * than FD_SETSIZE descriptors in a set (hand-sized sets) go straight through. */
 struct fdsets {
     fd_set r, w, e;
     fd_set *pr, *pw, *pe;
+};
+
+struct mux {
+    enum mux_kind kind;
+    const sigset_t *mask;
+    struct pollfd *fds; /* poll, ppoll */
+    nfds_t nfds;
+    int n;                 /* select, pselect: nfds; epoll: the epoll fd */
+    struct fdsets sets;    /* select, pselect */
+    struct epoll_event *ev; /* epoll */
+    int max;
 };
 
 static void save_sets(struct fdsets *s, fd_set *r, fd_set *w, fd_set *e)
@@ -770,140 +713,169 @@ static void load_sets(const struct fdsets *s)
         *s->pe = s->e;
 }
 
+static int mux_call(const struct mux *m, uint64_t ns)
+{
+    struct timespec ts = ns_ts(ns);
+    const struct timespec *tsp = ns == NS_INF ? NULL : &ts;
+    switch (m->kind) {
+    case MUX_POLL:
+        return R.poll_(m->fds, m->nfds, ms_of(ns));
+    case MUX_PPOLL:
+        return R.ppoll_(m->fds, m->nfds, tsp, m->mask);
+    case MUX_SELECT: {
+        /* rounded up: a piece never ends before the wait's deadline */
+        struct timeval tv = {(time_t)(ns / 1000000000ull), (long)((ns % 1000000000ull + 999) / 1000)};
+        if (tv.tv_usec >= 1000000) {
+            tv.tv_sec++;
+            tv.tv_usec -= 1000000;
+        }
+        load_sets(&m->sets);
+        return R.select_(m->n, m->sets.pr, m->sets.pw, m->sets.pe, ns == NS_INF ? NULL : &tv);
+    }
+    case MUX_PSELECT:
+        load_sets(&m->sets);
+        return R.pselect_(m->n, m->sets.pr, m->sets.pw, m->sets.pe, tsp, m->mask);
+    case MUX_EPOLL:
+        return R.epoll_wait_(m->n, m->ev, m->max, ms_of(ns));
+    case MUX_EPOLL_P:
+        return R.epoll_pwait_(m->n, m->ev, m->max, ms_of(ns), m->mask);
+    case MUX_EPOLL_P2:
+        return R.epoll_pwait2_(m->n, m->ev, m->max, tsp, m->mask);
+    }
+    errno = ENOSYS;
+    return -1;
+}
+
+/* deadline: absolute (deadline_after), or NS_INF */
+static int do_mux(const struct mux *m, uint64_t deadline)
+{
+    const unsigned long runs0 = handler_runs();
+    int r = mux_call(m, 0);
+    if (r != 0) {
+        ts_idle_event_ready();
+        return r;
+    }
+    for (;;) {
+        uint64_t w;
+        int last = step(deadline, &w, runs0);
+        if (last < 0) {
+            if (m->kind == MUX_SELECT || m->kind == MUX_PSELECT)
+                load_sets(&m->sets);
+            errno = EINTR;
+            return -1;
+        }
+        r = mux_call(m, w);
+        if (r != 0 || last)
+            return r;
+    }
+}
+
+static uint64_t deadline_ms(int timeout) /* poll's and epoll's: < 0 for ever */
+{
+    return timeout < 0 ? NS_INF : deadline_after((uint64_t)timeout * 1000000ull);
+}
+
+static uint64_t deadline_ts(const struct timespec *tmo) /* NULL for ever */
+{
+    return tmo ? deadline_after(ts_ns(tmo)) : NS_INF;
+}
+
+static int do_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    poll_fn real = REAL(poll_, "poll");
+    if (timeout == 0 || !may_work())
+        return real(fds, n, timeout);
+    struct mux m = {.kind = MUX_POLL, .fds = fds, .nfds = n};
+    return do_mux(&m, deadline_ms(timeout));
+}
+
+EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) { return do_poll(fds, n, timeout); }
+
+/* _FORTIFY_SOURCE builds call this instead of poll (Debian builds its packages so) */
+EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
+EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
+{
+    poll_chk_fn real = REAL(poll_chk_, "__poll_chk");
+    if (fdslen / sizeof *fds < n && real)
+        return real(fds, n, timeout, fdslen); /* glibc reports the overflow and aborts */
+    return do_poll(fds, n, timeout);
+}
+
+static int do_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                    const sigset_t *mask)
+{
+    ppoll_fn real = REAL(ppoll_, "ppoll");
+    if (ts_passes(tmo) || !may_work())
+        return real(fds, n, tmo, mask);
+    struct mux m = {.kind = MUX_PPOLL, .fds = fds, .nfds = n, .mask = mask};
+    return do_mux(&m, deadline_ts(tmo));
+}
+
+EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *mask)
+{
+    return do_ppoll(fds, n, tmo, mask);
+}
+
+EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                       const sigset_t *mask, size_t fdslen);
+EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                       const sigset_t *mask, size_t fdslen)
+{
+    ppoll_chk_fn real = REAL(ppoll_chk_, "__ppoll_chk");
+    if (fdslen / sizeof *fds < n && real)
+        return real(fds, n, tmo, mask, fdslen);
+    return do_ppoll(fds, n, tmo, mask);
+}
+
 EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 {
     select_fn real = REAL(select_, "select");
     if ((tv && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000 ||
                 (tv->tv_sec == 0 && tv->tv_usec == 0))) ||
-        nfds < 0 || nfds > FD_SETSIZE || !idle_due() || !ts_idle_may_work())
+        nfds < 0 || nfds > FD_SETSIZE || !may_work())
         return real(nfds, r, w, e, tv);
-    const unsigned long runs0 = handler_runs();
-    struct fdsets s;
-    save_sets(&s, r, w, e);
-    struct timeval zero = {0, 0};
-    int rc = real(nfds, r, w, e, &zero);
-    if (rc != 0) {
-        ts_idle_event_ready();
-        return rc;
-    }
+    struct mux m = {.kind = MUX_SELECT, .n = nfds};
+    save_sets(&m.sets, r, w, e);
     uint64_t deadline =
         tv ? deadline_after((uint64_t)tv->tv_sec * 1000000000ull + (uint64_t)tv->tv_usec * 1000)
            : NS_INF;
-    for (;;) {
-        uint64_t wt;
-        int last = step(deadline, &wt, runs0);
-        load_sets(&s);
-        if (last < 0) {
-            errno = EINTR;
-            return -1;
-        }
-        struct timeval t = {(time_t)(wt / 1000000000ull), (long)((wt % 1000000000ull + 999) / 1000)};
-        if (t.tv_usec >= 1000000) {
-            t.tv_sec++;
-            t.tv_usec -= 1000000;
-        }
-        rc = real(nfds, r, w, e, wt == NS_INF ? NULL : &t);
-        if (rc != 0 || last) {
-            if (tv) { /* Linux leaves the time not slept in the program's timeval */
-                uint64_t l = left(deadline);
-                tv->tv_sec = (time_t)(l / 1000000000ull);
-                tv->tv_usec = (long)(l % 1000000000ull / 1000);
-            }
-            return rc;
-        }
+    int rc = do_mux(&m, deadline);
+    if (tv) { /* Linux leaves the time not slept in the program's timeval */
+        uint64_t l = left(deadline);
+        tv->tv_sec = (time_t)(l / 1000000000ull);
+        tv->tv_usec = (long)(l % 1000000000ull / 1000);
     }
+    return rc;
 }
 
 EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *tmo,
                    const sigset_t *mask)
 {
     pselect_fn real = REAL(pselect_, "pselect");
-    if ((tmo && (!valid_ts(tmo) || (tmo->tv_sec == 0 && tmo->tv_nsec == 0))) || nfds < 0 ||
-        nfds > FD_SETSIZE || !idle_due() || !ts_idle_may_work())
+    if (ts_passes(tmo) || nfds < 0 || nfds > FD_SETSIZE || !may_work())
         return real(nfds, r, w, e, tmo, mask);
-    const unsigned long runs0 = handler_runs();
-    struct fdsets s;
-    save_sets(&s, r, w, e);
-    struct timespec zero = {0, 0};
-    int rc = real(nfds, r, w, e, &zero, mask);
-    if (rc != 0) {
-        ts_idle_event_ready();
-        return rc;
-    }
-    uint64_t deadline = tmo ? deadline_after(ts_ns(tmo)) : NS_INF;
-    for (;;) {
-        uint64_t wt;
-        int last = step(deadline, &wt, runs0);
-        load_sets(&s);
-        if (last < 0) {
-            errno = EINTR;
-            return -1;
-        }
-        struct timespec ts = ns_ts(wt);
-        rc = real(nfds, r, w, e, wt == NS_INF ? NULL : &ts, mask);
-        if (rc != 0 || last)
-            return rc;
-    }
-}
-
-/* epoll_wait, epoll_pwait, epoll_pwait2: one body; wait(ns) calls the right one */
-struct epw {
-    int which; /* 0 epoll_wait, 1 epoll_pwait, 2 epoll_pwait2 */
-    int epfd, max;
-    struct epoll_event *ev;
-    const sigset_t *mask;
-};
-
-static int epw_call(const struct epw *a, uint64_t ns)
-{
-    if (a->which == 2) {
-        struct timespec ts = ns_ts(ns);
-        return R.epoll_pwait2_(a->epfd, a->ev, a->max, ns == NS_INF ? NULL : &ts, a->mask);
-    }
-    if (a->which == 1)
-        return R.epoll_pwait_(a->epfd, a->ev, a->max, ms_of(ns), a->mask);
-    return R.epoll_wait_(a->epfd, a->ev, a->max, ms_of(ns));
-}
-
-static int do_epoll(const struct epw *a, uint64_t timeout_ns)
-{
-    const unsigned long runs0 = handler_runs();
-    int r = epw_call(a, 0);
-    if (r != 0) {
-        ts_idle_event_ready();
-        return r;
-    }
-    uint64_t deadline = timeout_ns == NS_INF ? NS_INF : deadline_after(timeout_ns);
-    for (;;) {
-        uint64_t w;
-        int last = step(deadline, &w, runs0);
-        if (last < 0) {
-            errno = EINTR;
-            return -1;
-        }
-        r = epw_call(a, w);
-        if (r != 0 || last)
-            return r;
-    }
+    struct mux m = {.kind = MUX_PSELECT, .n = nfds, .mask = mask};
+    save_sets(&m.sets, r, w, e);
+    return do_mux(&m, deadline_ts(tmo));
 }
 
 EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
     epoll_wait_fn real = REAL(epoll_wait_, "epoll_wait");
-    if (timeout == 0 || !idle_due() || !ts_idle_may_work())
+    if (timeout == 0 || !may_work())
         return real(epfd, ev, max, timeout);
-    struct epw a = {0, epfd, max, ev, NULL};
-    return do_epoll(&a, timeout < 0 ? NS_INF : (uint64_t)timeout * 1000000ull);
+    struct mux m = {.kind = MUX_EPOLL, .n = epfd, .ev = ev, .max = max};
+    return do_mux(&m, deadline_ms(timeout));
 }
 
 EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
                        const sigset_t *mask)
 {
     epoll_pwait_fn real = REAL(epoll_pwait_, "epoll_pwait");
-    if (timeout == 0 || !idle_due() || !ts_idle_may_work())
+    if (timeout == 0 || !may_work())
         return real(epfd, ev, max, timeout, mask);
-    struct epw a = {1, epfd, max, ev, mask};
-    return do_epoll(&a, timeout < 0 ? NS_INF : (uint64_t)timeout * 1000000ull);
+    struct mux m = {.kind = MUX_EPOLL_P, .n = epfd, .ev = ev, .max = max, .mask = mask};
+    return do_mux(&m, deadline_ms(timeout));
 }
 
 EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *tmo,
@@ -914,11 +886,10 @@ EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct 
         errno = ENOSYS;
         return -1;
     }
-    if ((tmo && (!valid_ts(tmo) || (tmo->tv_sec == 0 && tmo->tv_nsec == 0))) || !idle_due() ||
-        !ts_idle_may_work())
+    if (ts_passes(tmo) || !may_work())
         return real(epfd, ev, max, tmo, mask);
-    struct epw a = {2, epfd, max, ev, mask};
-    return do_epoll(&a, tmo ? ts_ns(tmo) : NS_INF);
+    struct mux m = {.kind = MUX_EPOLL_P2, .n = epfd, .ev = ev, .max = max, .mask = mask};
+    return do_mux(&m, deadline_ts(tmo));
 }
 
 /* ---- signal waits ---- */
@@ -935,7 +906,7 @@ static int timed_pause(uint64_t ns, const sigset_t *mask)
 EXPORT int pause(void)
 {
     pause_fn real = REAL(pause_, "pause");
-    if (!idle_due() || !ts_idle_may_work())
+    if (!may_work())
         return real();
     const unsigned long runs0 = handler_runs();
     for (;;) {
@@ -955,7 +926,7 @@ EXPORT int pause(void)
 EXPORT int sigsuspend(const sigset_t *mask)
 {
     sigsuspend_fn real = REAL(sigsuspend_, "sigsuspend");
-    if (!idle_due() || !ts_idle_may_work())
+    if (!may_work())
         return real(mask);
     const unsigned long runs0 = handler_runs();
     /* a signal pending that mask lets through: sigsuspend returns at once, no work first */
@@ -1012,8 +983,7 @@ static int do_sigtimedwait(const sigset_t *set, siginfo_t *info, const struct ti
 EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *tmo)
 {
     sigtimedwait_fn real = REAL(sigtimedwait_, "sigtimedwait");
-    if ((tmo && (!valid_ts(tmo) || (tmo->tv_sec == 0 && tmo->tv_nsec == 0))) || !idle_due() ||
-        !ts_idle_may_work())
+    if (ts_passes(tmo) || !may_work())
         return real(set, info, tmo);
     return do_sigtimedwait(set, info, tmo, tmo == NULL);
 }
@@ -1021,7 +991,7 @@ EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct times
 EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
     sigwaitinfo_fn real = REAL(sigwaitinfo_, "sigwaitinfo");
-    if (!idle_due() || !ts_idle_may_work())
+    if (!may_work())
         return real(set, info);
     return do_sigtimedwait(set, info, NULL, 1);
 }
