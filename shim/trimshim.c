@@ -377,16 +377,27 @@ static void stats_maybe_write(uint64_t now)
     if (!trimshim_stats_file[0] || atomic_flag_test_and_set(&g_stats_busy))
         return;
     if (!g_stats_closed) {
-        struct ts_prom_values v;
-        stats_values(&v);
-        uint64_t key[8] = {v.trims_quiet + v.trims_busy + v.trims_interval + v.trims_api,
-                           v.returned_bytes, v.probes, v.futile, v.refault_faults,
-                           (uint64_t)v.state, (uint64_t)atomic_load(&g_mode), 0};
+        /* the key from counters alone: the full values (RSS from /proc, the CPU clocks) only
+         * for a write, not at every look of a busy server's waits */
+        uint64_t trims = 0;
+        for (int k = 0; k < 4; k++)
+            trims += atomic_load(&g_kind_trims[k]);
+        uint64_t key[8] = {trims,
+                           atomic_load(&g_bytes_returned),
+                           atomic_load(&g_probes),
+                           atomic_load(&g_futile),
+                           atomic_load(&g_refaults),
+                           (uint64_t)atomic_load(&g_state),
+                           (uint64_t)atomic_load(&g_mode),
+                           0};
         int changed = memcmp(key, g_stats_key, sizeof key) != 0;
         uint64_t since = now - g_stats_last_ns;
         int due = !g_stats_written ? 1
                   : changed         ? since >= TS_STATS_GAP_NS
                                     : since >= TS_STATS_REFRESH_NS;
+        struct ts_prom_values v;
+        if (due)
+            stats_values(&v);
         if (due && stats_write_locked(&v) == 0) {
             memcpy(g_stats_key, key, sizeof key);
             g_stats_last_ns = now;
@@ -845,6 +856,11 @@ static void at_child(void)
     atomic_store(&g_idle_cpu_ns, 0); /* the child's CPU clocks start at 0 too */
     atomic_store(&g_thread_cpu_done_ns, 0);
     stats_open(1); /* its own file (%p), or none (a fixed path is the parent's) */
+    /* The child measures from its own RSS: the baseline of the parent's last trim counts the
+     * parent's shared memory, which fork does not map into the child (a PostgreSQL backend
+     * starts ~30 MiB below its postmaster), so the child's heap would never look trimmable. */
+    g_have_base = 0;
+    g_api_used_valid = 0;
     if (was_idle && !atomic_load(&g_exiting)) {
         idle_start_locked(); /* the child is single-threaded too: it goes on at its waits */
     } else if (was_running && !atomic_load(&g_exiting)) {

@@ -93,8 +93,16 @@ class Case(object):
         return env
 
 
+# What int() and float() would take beyond these (digits of other scripts, '1_0', ' nan') is no
+# number a case file means.
+_INTEGER_RE = re.compile(r'^[-+]?[0-9]+$')
+_FLOAT_RE = re.compile(r'^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$')
+
+
 def _parse_number(where, lineno, key, value, integer=False):
     try:
+        if not (_INTEGER_RE if integer else _FLOAT_RE).match(value):
+            raise ValueError(value)
         n = int(value) if integer else float(value)
     except ValueError:
         kind = 'a whole number' if integer else 'a number'

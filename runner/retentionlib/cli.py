@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from . import execute, report
 from .commands import compare, demo, explain, matrix, platform, run, watch
 from .commands import list as list_
 from .errors import ConfigError, Failure, UsageError
@@ -38,11 +39,21 @@ EXIT_STATUS = (
     (1, 'a failure: a case x cell failed its bounds, crashed or timed out; explain could not '
         'attach or read the process'),
     (2, 'a usage error: an unknown flag, case or cell, a malformed case or expected file '
-        '(named by file:line), an output that cannot be written'),
-    (130, 'interrupted (Ctrl-C)'),
+        '(named by file:line), an output file that cannot be written (checked before anything '
+        'runs; a write that fails at the end, a full disk, leaves the previous file as it was)'),
+    (129, 'interrupted by SIGHUP (128 + the signal number, as a shell reports it)'),
+    (130, 'interrupted by SIGINT (Ctrl-C)'),
+    (143, 'interrupted by SIGTERM. On any of the three the running case is killed with its '
+          'process group; run prints the table of the cells that finished and writes --json '
+          '("interrupted": the signal, the cell cut short, the cells not run) and --junit'),
 )
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+
+# The options that name a file a command writes. Every command's are checked before it starts
+# (check_outputs), so that a typo in a directory costs a second, not the run. An option of the
+# same name that takes no value (explain --json: print JSON) is no file.
+OUTPUT_OPTIONS = ('--json', '--junit', '--svg', '--html')
 
 
 def make_parser():
@@ -58,13 +69,31 @@ def make_parser():
     return ap
 
 
+def output_files(parser, args):
+    """The (option, path) pairs of the files the chosen command will write."""
+    sub = [a for a in parser._actions if a.dest == 'command'][0].choices[args.command]
+    named = []
+    for action in sub._actions:
+        flags = [f for f in action.option_strings if f in OUTPUT_OPTIONS]
+        value = getattr(args, action.dest, None)
+        if flags and action.nargs != 0 and isinstance(value, str):
+            named.append((flags[0], value))
+    return named
+
+
 def main(argv=None):
     """Runs one command: its exit status (EXIT_STATUS), or for an error one line 'retention: ...'
     on stderr."""
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
     runs = dict((name, run_command) for name, _, run_command, _ in COMMANDS)
     try:
-        return runs[args.command](args)
+        with execute.interruptible():
+            report.check_outputs(output_files(parser, args))
+            return runs[args.command](args)
+    except execute.Interrupted as e:
+        sys.stderr.write('retention: %s\n' % e)
+        return e.status
     except (UsageError, ConfigError) as e:
         sys.stderr.write('retention: %s\n' % e)
         return EXIT_USAGE

@@ -4,10 +4,10 @@ plus the alloc and free wall times as ratios to glibc's. It reports; it does not
 live in expected/ and `run` checks them).
 
 The columns run through multicell, as `watch` runs its cells: a discarded warm-up run, then
---repeat rounds (at least 3) with every column once per round, interleaved; a time ratio is the
-median of the per-round ratios to glibc's run of the same round, shown with their range, and a
-range that includes 1.0 is marked as no resolved difference. RSS figures are medians over the
-rounds."""
+--repeat rounds (5 by default, at least 3) with every column once per round, interleaved; a time
+ratio is the median of the per-round ratios to glibc's run of the same round, shown with their
+range, and a range that includes 1.0 is marked as within noise. RSS figures are medians over
+the rounds."""
 
 import json
 from collections import OrderedDict
@@ -33,7 +33,14 @@ def _work_us(r, phase):
     return v if isinstance(v, int) and v >= 0 else None
 
 
+# Three rounds is the least that gives a median with a spread; five is the default because on a
+# shared VM a run's alloc time is bimodal (list_retention's glibc: 370-450 ms, or 900-1500 ms when
+# another job holds a core), and with three rounds one slow reference run moves a median past the
+# whole range of the next invocation (array_control's jemalloc_bg alloc: 1.25 [1.15-1.58], then
+# 1.04 [1.02-1.10]). A warm-up per column was not needed: after the one warm-up run a column's
+# first round measured no slower than its later ones.
 MIN_ROUNDS = 3
+DEFAULT_ROUNDS = 5
 
 
 def _entry(runs, shown_phase, glibc_runs):
@@ -62,7 +69,7 @@ def _entry(runs, shown_phase, glibc_runs):
     return e
 
 
-def compare_case(ctx, name, rounds=MIN_ROUNDS):
+def compare_case(ctx, name, rounds=DEFAULT_ROUNDS):
     case = load_case(ctx.cases_dir, name, ctx.repo, ctx.cells)
     cells = [cell for _, cell, _ in COLUMNS]
 
@@ -141,7 +148,7 @@ def to_json(platform, rows):
     return json.dumps(doc, indent=2) + '\n'
 
 
-def run(ctx, names, log_row=None, rounds=MIN_ROUNDS):
+def run(ctx, names, log_row=None, rounds=DEFAULT_ROUNDS):
     rows = OrderedDict()
     for name in names:
         try:

@@ -35,6 +35,11 @@ def has_interp(path):
                 return False
             if phentsize < min_ent:
                 return None
+            # A table past the end of the file is a truncated (or corrupt) one; checked before the
+            # seek and read, which an offset beyond 2^63 or a 4 GiB table would make fail or hog.
+            size = f.seek(0, 2)
+            if phoff > size or phentsize * phnum > size - phoff:
+                return None
             f.seek(phoff)
             table = f.read(phentsize * phnum)
             if len(table) < phentsize * phnum:

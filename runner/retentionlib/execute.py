@@ -1,7 +1,9 @@
 """Running one case program: its own process group, a hard timeout, and the JSON phase lines it
 prints. The environment it gets is scrubbed first (scrubenv.py)."""
 
+import contextlib
 import errno
+import functools
 import json
 import os
 import re
@@ -55,9 +57,76 @@ def thp_disable_unsupported():
 
 
 def _disable_thp():
-    """preexec_fn: runs in the child after fork, before exec."""
+    """Runs in the child after fork, before exec."""
     if _get_prctl()(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0:
         raise OSError('prctl(PR_SET_THP_DISABLE) failed')
+
+
+# The signals that end a run early (Ctrl-C, kill, a closed terminal). The runner turns each into
+# Interrupted, so that every finally on the way out runs: the case's process group is killed, and
+# `retention run` writes what it has. Exit status 128 + the signal's number, as a shell reports a
+# program that signal ended (cli.EXIT_STATUS).
+INTERRUPTING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# prctl(2): the child gets this signal when the runner dies. It covers what no handler can: the
+# runner itself killed by SIGKILL (a CI job's hard timeout) must not leave a case running.
+PR_SET_PDEATHSIG = 1
+
+
+class Interrupted(BaseException):
+    """One of INTERRUPTING arrived. A BaseException, like KeyboardInterrupt: an `except Exception`
+    on the way must not swallow it."""
+
+    def __init__(self, signum):
+        BaseException.__init__(self, signum)
+        self.signum = signum
+        self.name = signal_name(signum)
+        self.status = 128 + signum
+
+    def __str__(self):
+        return 'interrupted by %s' % self.name
+
+
+@contextlib.contextmanager
+def interruptible():
+    """While in the block, INTERRUPTING signals raise Interrupted in the main thread: the first
+    one only. Later ones are ignored while the first one's cleanup (killing a process group,
+    writing the partial results) runs, so a second Ctrl-C cannot cut that short. The previous
+    handlers come back on leaving. A signal the runner was started ignoring (nohup, a background
+    job of a non-interactive shell) stays ignored. Outside the main thread (where Python delivers
+    no signal) the block runs as it is."""
+    seen = []
+
+    def handler(signum, frame):
+        if seen:
+            return
+        seen.append(signum)
+        raise Interrupted(signum)
+    previous = []
+    try:
+        for sig in INTERRUPTING:
+            if signal.getsignal(sig) != signal.SIG_IGN:
+                previous.append((sig, signal.signal(sig, handler)))
+    except ValueError:  # not the main thread
+        for sig, old in previous:
+            signal.signal(sig, old)
+        previous = []
+    try:
+        yield
+    finally:
+        for sig, old in previous:
+            signal.signal(sig, old)
+
+
+def _child_setup(mask, thp_disable):
+    """The child's preexec_fn: runs after fork, before exec. It gets back the signal mask the
+    runner had before it blocked INTERRUPTING around the fork, dies with the runner, and runs
+    without THP when asked."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    fn = _get_prctl()
+    if fn is not None:
+        fn(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if thp_disable:
+        _disable_thp()
 
 
 class ProcResult(object):
@@ -96,7 +165,8 @@ def read_output(path):
 def run_process(argv, env, timeout, tmpdir, thp_disable=False, pass_fds=()):
     """Runs argv in a new session (its own process group) with cwd=tmpdir, output to files in
     tmpdir (so a straggling grandchild holding a pipe cannot block us). At the timeout the whole
-    group is killed; after a normal exit any leftover member of the group is killed too.
+    group is killed; after a normal exit any leftover member of the group is killed too, and so
+    it is when the runner is interrupted (Interrupted, KeyboardInterrupt) meanwhile.
     thp_disable: the child runs with transparent hugepages disabled (PR_SET_THP_DISABLE); check
     thp_disable_unsupported() first. pass_fds: descriptors the child inherits (rssprobe_phase's
     report file)."""
@@ -104,37 +174,43 @@ def run_process(argv, env, timeout, tmpdir, thp_disable=False, pass_fds=()):
     out_path = os.path.join(tmpdir, 'stdout')
     err_path = os.path.join(tmpdir, 'stderr')
     start = time.monotonic()
-    preexec = None
-    if thp_disable:
-        _get_prctl()
-        preexec = _disable_thp
+    # Looked up here, in the parent: the child between fork and exec should only make the call.
+    _get_prctl()
     with open(out_path, 'wb') as out, open(err_path, 'wb') as err:
-        try:
-            proc = subprocess.Popen(argv, env=dict(env), cwd=tmpdir, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=err, close_fds=True, start_new_session=True,
-                                    preexec_fn=preexec, pass_fds=tuple(pass_fds))
-        except OSError as e:
-            res.start_error = '%s: %s' % (argv[0], e.strerror or e)
-            res.duration = time.monotonic() - start
-            return res
-        except subprocess.SubprocessError as e:
-            # the preexec_fn failed (prctl refused)
-            res.start_error = '%s: %s' % (argv[0], e)
-            res.duration = time.monotonic() - start
-            return res
+        # An interrupting signal is held from before the fork until the child's pid is known and
+        # the block that kills its group is entered: arriving in between, it would leave a case
+        # running that nothing knows of.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTING)
+        proc = None
         try:
             try:
-                res.returncode = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                res.timed_out = True
-                signal_process(proc.pid, signal.SIGKILL, group=True)
-                res.returncode = proc.wait()
+                proc = subprocess.Popen(argv, env=dict(env), cwd=tmpdir, stdin=subprocess.DEVNULL,
+                                        stdout=out, stderr=err, close_fds=True, start_new_session=True,
+                                        preexec_fn=functools.partial(_child_setup, mask, thp_disable),
+                                        pass_fds=tuple(pass_fds))
+            except OSError as e:
+                res.start_error = '%s: %s' % (argv[0], e.strerror or e)
+            except subprocess.SubprocessError as e:
+                # the preexec_fn failed (prctl refused)
+                res.start_error = '%s: %s' % (argv[0], e)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            if proc is not None:
+                try:
+                    res.returncode = proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    res.timed_out = True
+                    signal_process(proc.pid, signal.SIGKILL, group=True)
+                    res.returncode = proc.wait()
         finally:
-            # Also on KeyboardInterrupt: never leave a case (or its children) running.
-            signal_process(proc.pid, signal.SIGKILL, group=True)
-            if proc.returncode is None:
-                proc.wait()
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            # Also when interrupted: never leave a case (or its children) running.
+            if proc is not None:
+                signal_process(proc.pid, signal.SIGKILL, group=True)
+                if proc.returncode is None:
+                    proc.wait()
     res.duration = time.monotonic() - start
+    if res.start_error:
+        return res
     res.stdout = read_output(out_path)
     res.stderr = read_output(err_path)
     return res
@@ -153,7 +229,8 @@ def parse_phases(stdout):
             continue
         try:
             obj = json.loads(line, object_pairs_hook=OrderedDict)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: JSON nested deeper than the interpreter's stack (no phase line is)
             continue
         if not isinstance(obj, dict) or 'phase' not in obj:
             continue

@@ -57,13 +57,15 @@ CELL_BOUNDS_NAME = 'cells'
 THP_MODES = ('always', 'madvise', 'never')
 TCACHE_STATES = ('on', 'off')
 
-_NUMBER = r'[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?'
+# [0-9], not \d: \d takes other scripts' digits, which no bound means. Integers of at most 20
+# digits and versions of at most 9 per component: int() refuses 4300+ digits (Python 3.11+).
+_NUMBER = r'[-+]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(?:[eE][-+]?[0-9]{1,4})?'
 _BOUND_RE = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|<|>)\s*(.*)$')
 _DROP_RE = re.compile(r'^drop(?:\s+(.*))?$')
 _NUMBER_RE = re.compile(r'^(%s)$' % _NUMBER)
-_INTEGER_RE = re.compile(r'^[-+]?\d+$')
+_INTEGER_RE = re.compile(r'^[-+]?[0-9]+$')
 _FIGURE_RE = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)(?:\s*\*\s*(%s))?$' % _NUMBER)
-_GLIBC_RE = re.compile(r'^glibc(<=|>=|==|<|>)(\d+(?:\.\d+)*)$')
+_GLIBC_RE = re.compile(r'^glibc(<=|>=|==|<|>)([0-9]{1,9}(?:\.[0-9]{1,9})*)$')
 _KV_RE = re.compile(r'^(distro|allocator|thp|arch|tcache)=(\S+)$')
 
 SELECTOR_HELP = ('glibc<OP>VERSION, distro=ID or distro=ID-VERSION, allocator=NAME, '
@@ -82,7 +84,7 @@ def version_tuple(text):
     """'2.36' -> (2, 36); None when text has no leading numeric version."""
     if not text:
         return None
-    m = re.match(r'^(\d+(?:\.\d+)*)', text)
+    m = re.match(r'^([0-9]{1,9}(?:\.[0-9]{1,9})*)', text)
     if not m:
         return None
     return tuple(int(x) for x in m.group(1).split('.'))

@@ -25,16 +25,20 @@ class MemcheckError(Exception):
     pass
 
 
+_COUNT = re.compile(r'[0-9]{1,20}\Z')
+
+
 def _int(elem, tag, default=None):
     child = elem.find(tag)
     if child is None or child.text is None:
         if default is not None:
             return default
         raise MemcheckError('<%s> missing in a loss record' % tag)
-    try:
-        return int(child.text.strip())
-    except ValueError:
-        raise MemcheckError('<%s> is not a number: %r' % (tag, child.text))
+    text = child.text.strip()
+    # a count: plain ASCII decimal (int() also takes '-1', '1_0' and other scripts' digits)
+    if not _COUNT.match(text):
+        raise MemcheckError('<%s> is not a count: %r' % (tag, child.text))
+    return int(text)
 
 
 def parse_xml_text(data):

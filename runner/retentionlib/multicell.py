@@ -108,5 +108,5 @@ def ratio_per_round(results, reference, figure):
     return Ratio(out)
 
 
-RATIO_NOTE = ('~: the spread over the rounds includes 1.0, so no difference from the reference is '
-              'resolved; [min-max]: the ratios of the single rounds')
+RATIO_NOTE = ('~: within noise, the spread over the rounds includes 1.0 (no difference from the '
+              'reference resolved); [min-max]: the ratios of the single rounds')

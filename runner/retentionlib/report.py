@@ -3,9 +3,12 @@
 RSS figures in the table use decimal units: 1 kB = 10^3 B, 1 MB = 10^6 B, 1 GB = 10^9 B
 (the case reports kB = KiB from /proc, converted to bytes first)."""
 
-import io
+import errno
 import json
 import numbers
+import os
+import stat
+import tempfile
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
 
@@ -19,13 +22,105 @@ IDLE_PHASE = ('after_idle', 'after idle')
 MAX_ALIGN = 100
 
 
-def write_file(path, text):
-    """Writes an output file the user named (--json, --junit, --svg, --html)."""
+def _output_problem(path):
+    """Why path cannot take an output file the user named, or None. It must be a regular file or
+    nothing yet, in a directory we may create files in (write_file replaces it by a rename)."""
+    if not path:
+        return 'an empty file name'
+    target = os.path.realpath(path)
     try:
-        with io.open(path, 'w', encoding='utf-8') as f:
-            f.write(text)
+        st = os.stat(target)
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+            return e.strerror
+        st = None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            return 'it is a directory'
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            return 'it is a device, not a file'
+        if not stat.S_ISREG(st.st_mode):
+            return 'it is not a regular file (a FIFO or a socket)'
+        if not os.access(target, os.W_OK):
+            return 'permission denied'
+    d = os.path.dirname(target)
+    if not os.path.isdir(d):
+        return ('%s is not a directory' if os.path.exists(d) else 'no such directory %s') % d
+    if not os.access(d, os.W_OK | os.X_OK):
+        return 'directory %s is not writable' % d
+    return None
+
+
+def check_outputs(named):
+    """Before any work: every output file the command line names, as (option, path) pairs, can be
+    written (UsageError naming the first that cannot), and no two options name the same file.
+    A file is created and removed in each directory, so that what access(2) cannot tell (a
+    read-only mount, a sandbox) shows now rather than after the run."""
+    seen = {}
+    for option, path in named:
+        why = _output_problem(path)
+        if why is None:
+            target = os.path.realpath(path)
+            if target in seen:
+                raise UsageError('%s and %s name the same file %s' % (seen[target], option, path))
+            seen[target] = option
+            try:
+                fd, probe = tempfile.mkstemp(dir=os.path.dirname(target), prefix='.retention-probe-')
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as e:
+                why = e.strerror or str(e)
+        if why:
+            raise UsageError('cannot write %s (%s): %s' % (path, option, why))
+
+
+def write_file(path, text):
+    """Writes an output file the user named (--json, --junit, --svg, --html): to a temporary file
+    beside it, then renamed over it, so that a write that fails (a full disk) leaves the previous
+    file as it was, never a truncated one. A path that is no regular file (a device, a FIFO) is
+    refused, never renamed over."""
+    why = _output_problem(path)
+    if why:
+        raise UsageError('cannot write %s: %s' % (path, why))
+    target = os.path.realpath(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix='.%s.' % os.path.basename(target),
+                                   suffix='.tmp')
+        with os.fdopen(fd, 'wb') as f:
+            _keep_mode(f.fileno(), target)
+            f.write(text.encode('utf-8'))
+            f.flush()
+            # A full disk may show only here (delayed allocation), not at write().
+            os.fsync(f.fileno())
+        os.rename(tmp, target)
+        tmp = None
     except (IOError, OSError) as e:
         raise UsageError('cannot write %s: %s' % (path, e.strerror or e))
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _keep_mode(fd, target):
+    """The temporary file gets the mode (and, for root, the owner) the file it replaces had, else
+    what open(2) would have created under the umask (mkstemp makes 0600)."""
+    try:
+        st = os.stat(target)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        return
+    os.fchmod(fd, stat.S_IMODE(st.st_mode))
+    if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
+        try:
+            os.fchown(fd, st.st_uid, st.st_gid)
+        except OSError:
+            pass
 
 
 def human_bytes(n):
@@ -115,6 +210,8 @@ def describe_check(c):
     m = metricmod.METRICS.get(c['metric'])
     kind = m.kind if m else 'count'
     label = m.label if m else c['metric']
+    if c.get('na'):
+        return '%s not judged: %s' % (label, c['na'])
     return '%s %s (expected %s %s)' % (label, _fmt_value(kind, c.get('value')), c['op'], _fmt_bound(kind, c))
 
 
@@ -151,7 +248,7 @@ def verdict(r):
         if not mc:
             parts.extend(describe_check(c) for c in r['checks'])
         return '; '.join(parts) + override_note(r)
-    failed = [c for c in r['checks'] if not c['ok']]
+    failed = [c for c in r['checks'] if c['ok'] is False]
     if failed:
         parts.extend(describe_check(c) for c in failed)
     else:
@@ -245,7 +342,7 @@ def render_table(results, verbose=False):
         if verbose:
             why = None
             for c in r['checks']:
-                lines.append('    %-5s %s %s %s  [%s]' % ('ok' if c['ok'] else 'FAIL', c['metric'], c['op'],
+                lines.append('    %-5s %s %s %s  [%s]' % (check_mark(c), c['metric'], c['op'],
                                                         c['bound_expr'], c['where']))
                 if c['why'] != why:
                     lines.append('          why: %s' % c['why'])
@@ -257,10 +354,34 @@ def render_table(results, verbose=False):
     return lines
 
 
-def summary_line(summary):
+def check_mark(c):
+    """'ok', 'FAIL', or 'n/a' for a bound this system cannot judge (metrics.check's 'na')."""
+    if c.get('na'):
+        return 'n/a'
+    return 'ok' if c['ok'] else 'FAIL'
+
+
+def summary_line(summary, interrupted=None):
     line = '%d passed, %d failed' % (summary['passed'], summary['failed'])
     if summary['skipped']:
         line += ', %d skipped' % summary['skipped']
+    if interrupted:
+        line += '; interrupted by %s: %d cut short, %d not run' % (
+            interrupted['signal'], 1 if interrupted['running'] else 0, len(interrupted['not_run']))
+    return line
+
+
+def interrupted_line(interrupted):
+    """The line before the summary of an interrupted run: what was running, what never ran."""
+    run = interrupted['running']
+    line = 'interrupted by %s' % interrupted['signal']
+    line += ' while %s %s ran (killed, with its process group)' % (run['case'], run['cell']) if run else \
+        ' between cells'
+    by_case = OrderedDict()
+    for x in interrupted['not_run']:
+        by_case.setdefault(x['case'], []).append(x['cell'])
+    if by_case:
+        line += '; not run: %s' % ', '.join('%s (%s)' % (case, ' '.join(cells)) for case, cells in by_case.items())
     return line
 
 
@@ -269,25 +390,36 @@ PUBLIC_KEYS = ('case', 'cell', 'status', 'reason', 'duration_s', 'reference', 'c
                'phases', 'samples', 'metrics', 'metric_errors', 'checks', 'memcheck', 'stderr_tail')
 
 
-def to_json(platform, results, summary):
+def to_json(platform, results, summary, interrupted=None):
+    """The --json document. An interrupted run adds 'interrupted': the signal, the exit status,
+    the cell that was cut short ('running', or null) and the cells never started ('not_run');
+    'results' then holds the cells that finished."""
     doc = OrderedDict()
     doc['platform'] = platform
     doc['results'] = [OrderedDict((k, r.get(k)) for k in PUBLIC_KEYS) for r in results]
     doc['summary'] = summary
+    if interrupted:
+        doc['interrupted'] = interrupted
     return json.dumps(doc, indent=2) + '\n'
 
 
-def to_junit(platform, results, summary):
+def to_junit(platform, results, summary, interrupted=None):
+    """JUnit XML. An interrupted run has a property 'interrupted' (the signal), the cell cut short
+    as an <error> and each cell never started as <skipped>."""
     total_time = sum(r['duration_s'] for r in results)
-    suites = ET.Element('testsuites', {
-        'name': 'retention', 'tests': str(len(results)), 'failures': str(summary['failed']),
-        'errors': '0', 'skipped': str(summary['skipped']), 'time': '%.3f' % total_time})
-    suite = ET.SubElement(suites, 'testsuite', {
-        'name': 'retention', 'tests': str(len(results)), 'failures': str(summary['failed']),
-        'errors': '0', 'skipped': str(summary['skipped']), 'time': '%.3f' % total_time})
+    cut = [interrupted['running']] if interrupted and interrupted['running'] else []
+    not_run = interrupted['not_run'] if interrupted else []
+    counts = {
+        'name': 'retention', 'tests': str(len(results) + len(cut) + len(not_run)),
+        'failures': str(summary['failed']), 'errors': str(len(cut)),
+        'skipped': str(summary['skipped'] + len(not_run)), 'time': '%.3f' % total_time}
+    suites = ET.Element('testsuites', counts)
+    suite = ET.SubElement(suites, 'testsuite', counts)
     props = ET.SubElement(suite, 'properties')
     for k in ('key', 'glibc', 'distro_id', 'distro_version', 'thp', 'page_size', 'arch'):
         ET.SubElement(props, 'property', {'name': k, 'value': str(platform.get(k))})
+    if interrupted:
+        ET.SubElement(props, 'property', {'name': 'interrupted', 'value': interrupted['signal']})
     for r in results:
         tc = ET.SubElement(suite, 'testcase', {
             'classname': r['case'], 'name': r['cell'], 'time': '%.3f' % r['duration_s']})
@@ -295,7 +427,7 @@ def to_junit(platform, results, summary):
             f = ET.SubElement(tc, 'failure', {'message': r['reason'], 'type': 'retention'})
             detail = [r['reason']]
             for c in r['checks']:
-                detail.append('%s %s %s: %s [%s] %s' % ('ok' if c['ok'] else 'FAILED', c['metric'],
+                detail.append('%s %s %s: %s [%s] %s' % ('FAILED' if c['ok'] is False else check_mark(c), c['metric'],
                                                          c['op'] + ' ' + c['bound_expr'], describe_check(c),
                                                          c['where'], c['why']))
             if r.get('stderr_tail'):
@@ -306,4 +438,12 @@ def to_junit(platform, results, summary):
         out = ET.SubElement(tc, 'system-out')
         out.text = verdict(r) + '\n' + ' '.join(
             '%s=%s' % (p, v.get('rss_kb')) for p, v in r['phases'].items()) + '\n'
+    for x in cut:
+        tc = ET.SubElement(suite, 'testcase', {'classname': x['case'], 'name': x['cell'], 'time': '0.000'})
+        ET.SubElement(tc, 'error', {'message': 'interrupted by %s while it ran; killed with its process group'
+                                               % interrupted['signal'], 'type': 'interrupted'})
+    for x in not_run:
+        tc = ET.SubElement(suite, 'testcase', {'classname': x['case'], 'name': x['cell'], 'time': '0.000'})
+        ET.SubElement(tc, 'skipped', {'message': 'not run: the run was interrupted by %s'
+                                                 % interrupted['signal']})
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding='unicode') + '\n'

@@ -100,13 +100,35 @@ def cells_to_run(case, wanted, table, skipped=()):
     return [(c, c not in wanted) for c in order]
 
 
-def run_case(ctx, name, cell_filter=None):
-    """All selected cells of one case. A malformed case file is one FAIL result (cell '-')."""
+class Progress(object):
+    """Where a run is, for the report of one that is interrupted: the results so far (done), and
+    the cell running now (running: (case, cell) or None)."""
+
+    def __init__(self):
+        self.done = []
+        self.running = None
+
+
+def planned_cells(ctx, name, cell_filter=None):
+    """The cells a case would run when selected (its cells, filtered): ['-'] for a case file that
+    does not load, as run_case reports it."""
+    try:
+        case = load_case(ctx.cases_dir, name, ctx.repo, ctx.cells)
+    except ConfigError:
+        return ['-']
+    return [c for c in case.cells if not cell_filter or c in cell_filter]
+
+
+def run_case(ctx, name, cell_filter=None, progress=None):
+    """All selected cells of one case. A malformed case file is one FAIL result (cell '-').
+    progress (a Progress): kept up to date as each cell starts and ends."""
     try:
         case = load_case(ctx.cases_dir, name, ctx.repo, ctx.cells)
     except ConfigError as e:
         r = new_result(name, '-')
         r['reason'] = str(e)
+        if progress is not None:
+            progress.done.append(r)
         return [r]
     wanted = [c for c in case.cells if not cell_filter or c in cell_filter]
     if not wanted:
@@ -122,9 +144,14 @@ def run_case(ctx, name, cell_filter=None):
         skipped = set(c for c in wanted if ctx.cells[c].preflight(ctx, program))
     done = OrderedDict()
     for cell_name, is_ref in cells_to_run(case, wanted, ctx.cells, skipped):
+        if progress is not None:
+            progress.running = (name, cell_name)
         r = run_cell(ctx, case, ctx.cells[cell_name], exp, exp_error, exp_where, done)
         r['reference'] = is_ref
         done[cell_name] = r
+        if progress is not None:
+            progress.running = None
+            progress.done.append(r)
     return list(done.values())
 
 
@@ -284,6 +311,12 @@ def measure_watch_cell(ctx, case, cell, refs, program, r, t0):
             run_error = "no '%s' phase reported by the watch probe" % missing[0]
     r['run_ok'] = run_error is None
     values, errors = metrics.compute_all(view, r, refs)
+    # The probe's settled phase needs the program to stay quiet that long before it exits; say so,
+    # or the missing phase reads like a probe that failed.
+    quiet = " (the program was never quiet for %g s while it ran)" % settle
+    for name, why in errors.items():
+        if "no 'after_idle' phase" in why:
+            errors[name] = why + quiet
     r['metrics'] = values
     r['metric_errors'] = errors
     if run_error is not None:
@@ -321,12 +354,16 @@ def run_cell(ctx, case, cell, exp, exp_error, exp_where, refs):
                 'does' if len(other) == 1 else 'do')
         return _finish(r, t0, 'fail', why)
     judged = cellmod.watch_view(cell) if case.measure == 'watch' else cell
-    checks = [metrics.check(b, judged, r, values, errors) for b in bounds]
+    checks = [metrics.check(b, judged, r, values, errors, refs) for b in bounds]
     r['checks'] = checks
-    failed = [c for c in checks if not c['ok']]
+    failed = [c for c in checks if c['ok'] is False]
     if failed:
         return _finish(r, t0, 'fail', '; '.join('%s [%s]' % (report.describe_check(c), c['where'])
                                                  for c in failed))
+    if all(c.get('na') for c in checks):
+        # Nothing this cell is judged on can be judged here: a skip with the reason, not a pass.
+        return _finish(r, t0, 'skip', '; '.join('%s [%s]' % (report.describe_check(c), c['where'])
+                                                 for c in checks))
     return _finish(r, t0, 'pass', '')
 
 

@@ -59,6 +59,7 @@ class SampleFile(object):
         self.offset = 0
         self.partial = b''
         self.records = []
+        self.malformed = 0  # complete lines of the probe's that were not a well-formed record
 
     def poll(self):
         try:
@@ -75,12 +76,41 @@ class SampleFile(object):
         for line in lines:
             try:
                 obj = json.loads(line.decode('utf-8', 'replace'), object_pairs_hook=OrderedDict)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(obj, dict) and obj.get('watch') == 1:
-                new.append(obj)
+                if well_formed(obj):
+                    new.append(obj)
+                else:
+                    self.malformed += 1
         self.records.extend(new)
         return new
+
+
+# The probe's numeric keys (watchprobe.c); a record whose values have other types is not the
+# probe's (a corrupt file) and is left out, counted in SampleFile.malformed: the figures are made
+# of numbers, never of a default standing in for a bad one.
+_NUMERIC_KEYS = ('pid', 't_us', 'rss_kb', 'anon_kb', 'cpu_us', 'probe_cpu_us')
+
+
+def _is_number(v):
+    # the probe writes 64-bit integers: anything wider is not its (and overflows a float)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) < 2 ** 63
+
+
+def well_formed(rec):
+    """A probe record the figures can be made of: 'ev' a string, the numeric keys numbers, a
+    sample event with its time, 'heap' an object of numbers."""
+    if not isinstance(rec.get('ev'), str):
+        return False
+    if any(k in rec and rec[k] is not None and not _is_number(rec[k]) for k in _NUMERIC_KEYS):
+        return False
+    if rec['ev'] in SAMPLE_EVENTS and not _is_number(rec.get('t_us')):
+        return False
+    heap = rec.get('heap')
+    if heap is not None and not (isinstance(heap, dict) and all(_is_number(v) for v in heap.values())):
+        return False
+    return all(not isinstance(rec.get(k), (dict, list)) for k in ('allocator', 'malloc_from'))
 
 
 def resolve_command(name, search_path):
@@ -145,7 +175,8 @@ def outside_sample(pid, t0):
 
     def kb(key):
         v = st.get(key, '').split()
-        return int(v[0]) if v and v[0].isdigit() else -1
+        # ASCII digits only: str.isdigit() also takes '²', which int() refuses
+        return int(v[0]) if v and len(v[0]) <= 20 and not v[0].strip('0123456789') else -1
     if kb('VmRSS') < 0:
         return None
     return OrderedDict([('watch', 1), ('ev', 'outside'), ('pid', pid),
@@ -367,13 +398,15 @@ def heap_split(heap, allocator, rss_kb, anon_kb):
     if not heap:
         return None, None
     anon = (anon_kb if anon_kb is not None and anon_kb >= 0 else rss_kb) * 1024
-    if allocator == 'glibc' and 'in_use' in heap:
+    # Each allocator's figures only when its record has every key they need: a record short of
+    # one says nothing, rather than a made-up 0.
+    if allocator == 'glibc' and 'in_use' in heap and 'free' in heap:
         live = heap['in_use'] + heap.get('mmap', 0)
         return live, max(0, min(heap['free'], anon - live))
-    if allocator == 'jemalloc' and 'allocated' in heap:
+    if allocator == 'jemalloc' and 'allocated' in heap and 'resident' in heap:
         # resident: metadata, pages of live allocations and dirty (freed, not purged) pages.
         return heap['allocated'], max(0, min(heap['resident'] - heap['allocated'], anon - heap['allocated']))
-    if allocator == 'tcmalloc' and 'allocated' in heap:
+    if allocator == 'tcmalloc' and all(k in heap for k in ('allocated', 'heap_size', 'unmapped')):
         # heap_size counts released (unmapped) pages too.
         kept = heap['heap_size'] - heap['unmapped'] - heap['allocated']
         return heap['allocated'], max(0, min(kept, anon - heap['allocated']))
@@ -474,6 +507,18 @@ def settled_row(rows, settle_s):
     return None
 
 
+def trimmed_row(rows, peak):
+    """The sample right after the trim that followed the work: the first trim at or after the
+    peak, else the last one. Not simply the first: the probe trims whenever the program goes
+    quiet, and a program starved of CPU on a loaded machine looks quiet mid-allocation (seen: a
+    first trim at 78 MB of a 209 MB peak, under a load average of 14 on 2 cores)."""
+    trimmed = [x for x in rows if x['ev'] == 'trimmed']
+    if not trimmed:
+        return None
+    after = [x for x in trimmed if peak is not None and x['t'] >= peak['t']]
+    return after[0] if after else trimmed[-1]
+
+
 def summarize(run, settle_s=None):
     """Every figure of one run, from its samples: OrderedDict (values None where unknown)."""
     name, path, how = allocator_of(run)
@@ -503,7 +548,8 @@ def summarize(run, settle_s=None):
     f['settled_t'] = settled['t'] if settled else None
     trims = [x for x in run['records'] if x.get('ev') == 'trim']
     f['trims'] = len(trims)
-    f['trimmed_kb'] = next((x['rss_kb'] for x in rows if x['ev'] == 'trimmed'), None)
+    trimmed = trimmed_row(rows, peak)
+    f['trimmed_kb'] = trimmed['rss_kb'] if trimmed else None
     probe_cpu = [x.get('probe_cpu_us') for x in run['records'] if isinstance(x.get('probe_cpu_us'), (int, float))]
     f['probe_cpu_s'] = max(probe_cpu) / 1e6 if probe_cpu else None
     f['probe_share'] = (f['probe_cpu_s'] / run['wall_s'] if f['probe_cpu_s'] is not None and run.get('wall_s')
@@ -527,9 +573,9 @@ def phases(run, figures, rows):
     out['baseline'] = ph(rows[0])
     out['peak'] = ph(max(rows, key=lambda x: x['rss_kb']))
     out['end'] = ph(during[-1])
-    trimmed = [x for x in rows if x['ev'] == 'trimmed']
+    trimmed = trimmed_row(rows, max(rows, key=lambda x: x['rss_kb']))
     if trimmed:
-        out['after_trim'] = ph(trimmed[0])
+        out['after_trim'] = ph(trimmed)
     if figures.get('settled_t') is not None:
         out['after_idle'] = ph(next(x for x in rows if x['t'] == figures['settled_t']))
     return out

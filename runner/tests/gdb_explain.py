@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -25,7 +26,7 @@ RUNNER = os.path.join(RUNNER_DIR, 'retention')
 sys.path.insert(0, RUNNER_DIR)
 
 from retentionlib import cells as cellmod  # noqa: E402
-from retentionlib import paths, platforminfo, runner, scrubenv  # noqa: E402
+from retentionlib import paths, platforminfo, promtext, runner, scrubenv  # noqa: E402
 from retentionlib.casefile import load_case  # noqa: E402
 from retentionlib.explain import procfs, ptrace, session, verdict, watch  # noqa: E402
 from retentionlib.explain.gdb import GdbSession  # noqa: E402
@@ -50,7 +51,9 @@ class Held(object):
         self.argv = list(argv) + (['--hold', hold] if hold else [])
         e = dict(scrubenv.scrubbed_env())
         e.update(env or {})
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+        # a process group of its own: kill() ends it and anything it started
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e,
+                                     start_new_session=True)
         self.phases = {}
         self.pid = None
         deadline = time.monotonic() + HOLD_TIMEOUT_S
@@ -82,7 +85,10 @@ class Held(object):
 
     def kill(self):
         if self.proc.poll() is None:
-            self.proc.kill()
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                self.proc.kill()
         self.proc.communicate()
 
     def state(self):
@@ -444,6 +450,117 @@ class Watch(GdbCase):
         # 1 MB/s leaked (1000 KiB/s): the slope is that within a quarter (readings take time)
         self.assertGreater(w['live_slope_bytes_per_s'], 0.75 * 1024000)
         self.assertLess(w['live_slope_bytes_per_s'], 1.25 * 1024000)
+        self.assertCarriesOn(h)
+
+
+class Shim(GdbCase):
+    """explain on a process with libtrimshim preloaded: its state and what it did, from its
+    TRIMSHIM_STATS file (the pinned target frees 64 KiB blocks between live nodes, then waits in
+    pause(), where the shim trims); with the shim but no TRIMSHIM_STATS; without the shim; with a
+    malformed statistics file."""
+
+    def setUp(self):
+        GdbCase.setUp(self)
+        self.dir = tempfile.mkdtemp(prefix='retention-explain-shim-')
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def shim(self):
+        path = paths.shim_library(BUILD_DIR)
+        if not os.path.isfile(path):
+            raise AssertionError('not built: %s (cmake --build %s --target trimshim)' % (path, BUILD_DIR))
+        return path
+
+    def stats(self, path, timeout=30):
+        """The file's parse once it shows a trim (the shim trims ~1 s after the free)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(path):
+                try:
+                    e = promtext.parse(open(path, 'rb').read(), path)
+                except (promtext.PromError, IOError, OSError):
+                    e = None   # caught between the shim's rename and our open: read again
+                if e is not None and sum(s.value for s in e.find('trimshim_trims_total')) >= 1:
+                    return e
+            time.sleep(0.1)
+        self.fail('%s never showed a trim within %d s' % (path, timeout))
+
+    def test_running_with_its_statistics(self):
+        env = {'LD_PRELOAD': self.shim(), 'TRIMSHIM_STATS': os.path.join(self.dir, 'trimshim-%p.prom')}
+        h = self.hold_target('pinned', '--count', '2000', env=env)
+        path = os.path.join(self.dir, 'trimshim-%d.prom' % h.pid)
+        before = self.stats(path)
+        doc = self.explain_json(h)
+        after = promtext.parse(open(path, 'rb').read(), path)
+        trims = sum(s.value for s in after.find('trimshim_trims_total'))
+        # the shim may trim again meanwhile; then the figure is either file's
+        self.assertEqual(trims, sum(s.value for s in before.find('trimshim_trims_total')),
+                         'the shim trimmed again during explain: the figures cannot be compared')
+        sh = doc['shim']
+        self.assertTrue(sh['loaded'])
+        self.assertEqual(os.path.realpath(sh['library']), os.path.realpath(self.shim()))
+        self.assertEqual(sh['stats']['file'], path)
+        self.assertNotIn('problem', sh['stats'])
+        self.assertEqual(sh['state'], 'running')
+        self.assertEqual(sh['state_source'], 'its statistics file')
+        self.assertEqual(sh['mode'], 'idle-points')
+        self.assertEqual(sh['trims']['total'], trims)
+        self.assertGreaterEqual(sh['trims']['quiet'], 1)
+        self.assertEqual(sh['returned_bytes'], after.value('trimshim_returned_bytes_total'))
+        self.assertEqual(sh['heap_used_bytes'], after.value('trimshim_heap_used_bytes'))
+        self.assertLess(sh['stats']['age_seconds'], 120)
+        # explain suggests no shim to a process that has it
+        self.assertFalse([fx for fx in doc['fixes'] if 'LD_PRELOAD=' in fx and 'libtrimshim' in fx], doc['fixes'])
+        rc, out, err = run_explain(h.pid)
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r'\n  trim shim \(libtrimshim\) +running, at the program\'s waits')
+        self.assertRegex(out, r'\n    trims +%d \(quiet %d, busy %d\), returned ' % (
+            trims, after.value('trimshim_trims_total', kind='quiet'), after.value('trimshim_trims_total', kind='busy')))
+        self.assertIn('statistics', out)
+        self.assertIn(path + ', written ', out)
+        self.assertCarriesOn(h)
+
+    def test_loaded_without_statistics(self):
+        h = self.hold_target('pinned', '--count', '200', env={'LD_PRELOAD': self.shim()})
+        doc = self.explain_json(h)
+        sh = doc['shim']
+        self.assertTrue(sh['loaded'])
+        self.assertFalse(sh['stats']['exported'])
+        self.assertIsNone(sh['state'])
+        rc, out, err = run_explain(h.pid)
+        self.assertEqual(rc, 0, err)
+        lines = [ln for ln in out.splitlines() if 'trim shim' in ln or 'not exported' in ln]
+        self.assertEqual(len(lines), 2, out)
+        self.assertIn('not exported: start the program with TRIMSHIM_STATS=', lines[1])
+        self.assertCarriesOn(h)
+
+    def test_without_the_shim_nothing_is_said(self):
+        h = self.hold_target('pinned', '--count', '200')
+        doc = self.explain_json(h)
+        self.assertEqual(doc['shim'], {'loaded': False})
+        rc, out, err = run_explain(h.pid)
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn('shim (libtrimshim)', out)
+        self.assertNotIn('TRIMSHIM', out)
+        self.assertCarriesOn(h)
+
+    def test_a_malformed_file_is_one_line(self):
+        # The directory does not exist when the process starts: the shim refuses the path and
+        # never writes there, so the file made afterwards is the one explain reads.
+        stats_dir = os.path.join(self.dir, 'later')
+        env = {'LD_PRELOAD': self.shim(), 'TRIMSHIM_STATS': os.path.join(stats_dir, 'trimshim-%p.prom')}
+        h = self.hold_target('pinned', '--count', '200', env=env)
+        os.mkdir(stats_dir)
+        path = os.path.join(stats_dir, 'trimshim-%d.prom' % h.pid)
+        with open(path, 'w') as f:
+            f.write('# TYPE trimshim_info gauge\ntrimshim_info{pid="%d"} one\n' % h.pid)
+        doc = self.explain_json(h)
+        self.assertEqual(doc['shim']['stats']['problem'], "%s:2: bad value 'one' for trimshim_info" % path)
+        self.assertIn(doc['verdict'], (verdict.VERDICT_RETENTION, verdict.VERDICT_LIVE, verdict.VERDICT_NONE))
+        rc, out, err = run_explain(h.pid)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual([ln for ln in out.splitlines() if path in ln],
+                         ['  %-34s %s' % ('  statistics', doc['shim']['stats']['problem'])])
+        self.assertIn('\nverdict: ', out)
         self.assertCarriesOn(h)
 
 

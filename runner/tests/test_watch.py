@@ -80,6 +80,24 @@ class Figures(unittest.TestCase):
         self.assertEqual(ph['end']['rss_kb'], 40 * MB)       # not the exit sample
         self.assertEqual(ph['after_trim']['rss_kb'], 40 * MB)
 
+    def test_after_trim_is_the_trim_after_the_work_not_one_mid_allocation(self):
+        # Starved of CPU on a loaded machine the program looked quiet at 1 s, mid-allocation: the
+        # probe trimmed at 250 MB; the work went on to the peak and the trim that followed it is
+        # the reference's figure.
+        records = [rec(0, 2 * MB), rec(0.9, 250 * MB, cpu_s=0.9), rec(1.0, 250 * MB, cpu_s=0.9),
+                   rec(1.05, 240 * MB, cpu_s=0.9, ev='trimmed'), rec(2, 600 * MB, cpu_s=1.8),
+                   rec(2.1, 600 * MB, cpu_s=1.8), rec(2.15, 40 * MB, cpu_s=1.8, ev='trimmed'),
+                   rec(3, 40 * MB, cpu_s=1.8), rec(3.1, 3 * MB, cpu_s=1.9, ev='exit')]
+        run = run_of(records)
+        f, rows = watch.summarize(run)
+        self.assertEqual(watch.phases(run, f, rows)['after_trim']['rss_kb'], 40 * MB)
+        self.assertEqual(f['trimmed_kb'], 40 * MB)
+        # a trim only before the peak (the program grew again after it) is still the one there is
+        late = records[:4] + [rec(2, 600 * MB, cpu_s=1.8), rec(3.1, 3 * MB, cpu_s=1.9, ev='exit')]
+        run = run_of(late)
+        f, rows = watch.summarize(run)
+        self.assertEqual(watch.phases(run, f, rows)['after_trim']['rss_kb'], 240 * MB)
+
     def test_allocator_from_maps_when_the_probe_said_nothing(self):
         maps = ('7f00-7f10 r-xp 00000000 08:01 42 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n'
                 '7f20-7f30 r-xp 00000000 08:01 43 /usr/lib/x86_64-linux-gnu/libc.so.6\n')

@@ -572,6 +572,25 @@ START_TEST(sleeps_between_bursts_are_quiet)
 }
 END_TEST
 
+START_TEST(forked_child_measures_from_its_own_rss)
+{
+    /* The parent trims at ~200 MiB resident (192 MiB of it shared memory, which fork does not
+     * map into the child); the child frees 64 MiB and idles 3 s. Measured from the parent's
+     * baseline, the child never looks trimmable (0 trims); from its own, it trims. */
+    char *argv[] = {TS_IDLE_PATH, "fork-baseline", "1000", NULL};
+    const char *modes[] = {"TRIMSHIM_THREAD=auto", "TRIMSHIM_THREAD=always"};
+    for (int i = 0; i < 2; i++) {
+        char *env[] = {PRELOAD, (char *)modes[i], NULL};
+        ck_assert_int_eq(ts_run(&r, argv, env, 60), 0);
+        expect_ok(&r, modes[i]);
+        const char *child = strstr(r.out, "\"phase\":\"child\"");
+        ck_assert_msg(child != NULL, "%s: %s", modes[i], r.out);
+        ck_assert_msg(ts_json_num(r.out, "trims", -1) >= 1, "parent, %s: %s", modes[i], r.out);
+        ck_assert_msg(ts_json_num(child, "trims", -1) >= 1, "child, %s: %s", modes[i], r.out);
+    }
+}
+END_TEST
+
 START_TEST(ready_wait_is_not_delayed)
 {
     /* 50,000 free 8 KiB chunks, every look probes and trims (interval 20 ms, threshold 0): a
@@ -734,6 +753,7 @@ int main(void)
     tcase_add_test(idle, handler_installed_before_the_shim);
     tcase_add_test(idle, sleeps_between_bursts_are_quiet);
     tcase_add_test(idle, ready_wait_is_not_delayed);
+    tcase_add_test(idle, forked_child_measures_from_its_own_rss);
     tcase_add_test(idle, waits_keep_their_semantics);
     tcase_add_test(idle, signal_during_idle_trim);
     suite_add_tcase(su, idle);

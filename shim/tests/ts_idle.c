@@ -21,6 +21,9 @@
  *                                sigaction reports it
  *   ts_idle duty N               N x 64 KiB freed, then 2.5 s of 100 ms sleeps each followed by
  *                                25 ms of CPU (20 % busy between any two waits' starts)
+ *   ts_idle fork-baseline N      a parent with 192 MiB of shared memory touched frees N x 64
+ *                                KiB and idles until its shim trims; then forks: the child, whose
+ *                                RSS has none of the shared pages, frees N x 64 KiB and idles 3 s
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -36,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -682,11 +686,47 @@ static int cmd_duty(long n)
     return 0;
 }
 
+/* A server's children (PostgreSQL's backends) start with an RSS far below their parent's, whose
+ * shared memory fork does not map into them: the child's shim must measure from its own RSS,
+ * not from the baseline its parent's last trim left. */
+static int cmd_fork_baseline(long n)
+{
+    size_t shared_len = 192u << 20;
+    char *shared = mmap(NULL, shared_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED)
+        return 3;
+    memset(shared, 1, shared_len);
+    void **nodes = seed_free_all(n);
+    use(nodes);
+    struct trimshim_stats s;
+    uint64_t until = now_ns() + 10000000000ull;
+    do {
+        idle_ms(100);
+        stats(&s);
+    } while (s.trims == 0 && now_ns() < until);
+    print_state("parent");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        idle_ms(300); /* the child's shim takes its baseline at its first looks */
+        void **child_nodes = seed_free_all(n);
+        use(child_nodes);
+        idle_ms(3000);
+        print_state("child");
+        _exit(0);
+    }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return 4;
+    munmap(shared, shared_len);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: ts_idle mode|sig-in-malloc|raw-handler|sig-longjmp|ready-wait|"
-                        "waits|signal-during-trim|early-handler ...\n");
+                        "waits|signal-during-trim|early-handler|duty|fork-baseline ...\n");
         return 2;
     }
     const char *c = argv[1];
@@ -709,6 +749,8 @@ int main(int argc, char **argv)
         return cmd_early_handler();
     if (!strcmp(c, "duty"))
         return cmd_duty(n);
+    if (!strcmp(c, "fork-baseline"))
+        return cmd_fork_baseline(n);
     fprintf(stderr, "ts_idle: unknown command %s\n", c);
     return 2;
 }

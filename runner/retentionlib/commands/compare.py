@@ -10,9 +10,9 @@ from . import options
 def add_arguments(p):
     p.add_argument('--case', action='append', default=[], metavar='NAME', help='this case (repeatable; default: all)')
     options.add_dir_options(p, build=True)
-    p.add_argument('--repeat', type=int, default=compare.MIN_ROUNDS, metavar='N',
-                   help='rounds per column, interleaved, after a discarded warm-up run (default and least: '
-                        '%d)' % compare.MIN_ROUNDS)
+    p.add_argument('--repeat', type=int, default=compare.DEFAULT_ROUNDS, metavar='N',
+                   help='rounds per column, interleaved, after a discarded warm-up run (default %d, least %d)'
+                        % (compare.DEFAULT_ROUNDS, compare.MIN_ROUNDS))
     p.add_argument('--json', metavar='FILE', help='write the table as JSON')
     p.add_argument('--verbose', '-v', action='store_true', help='commands and figures on stderr')
 

@@ -30,6 +30,8 @@ How it works, module by module:
   session     one explanation: Snapshot of /proc, the stops (looking at every thread, stopping
               again while one is inside the allocator), the walk or the calls, the document
   watch       --watch: cheap RSS samples and full readings over time, a leak told from churn
+  shim        libtrimshim in the process: mapped or not, its state and figures from its
+              TRIMSHIM_STATS file (found through /proc/PID/environ, parsed by ..promtext)
   render      the text report
 commands/explain.py is the command line.
 

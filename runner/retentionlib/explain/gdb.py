@@ -100,7 +100,11 @@ def parse_results(s):
         m = re.compile(r'[\w\-]+=').match(s, i)
         if not m:
             break
-        v, i = _value(s, m.end())
+        try:
+            v, i = _value(s, m.end())
+        except RecursionError:
+            # nested deeper than the stack: as malformed as any other bad record, for the caller
+            raise ValueError('MI output nested too deeply')
         out.setdefault(m.group(0)[:-1], v)
         if i < len(s) and s[i] == ',':
             i += 1

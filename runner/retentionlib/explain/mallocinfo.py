@@ -1,6 +1,7 @@
 """malloc_info(3)'s XML, parsed, and what its free-chunk size classes say about what a trim can
 return."""
 
+import re
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
 
@@ -12,8 +13,15 @@ from ..errors import ExplainError
 LARGE_CHUNK = 32 * 1024
 
 
+# malloc_info prints unsigned decimals (size_t): int() alone would also take '-1', ' 7', '1_0' and
+# other scripts' digits, and refuse 4300+ digits with a ValueError of its own.
+_DECIMAL = re.compile(r'^[0-9]{1,20}$')
+
+
 def _int(el, attr):
     try:
+        if not _DECIMAL.match(el.get(attr)):
+            raise ValueError(attr)
         return int(el.get(attr))
     except (TypeError, ValueError):
         raise ExplainError('malloc_info: bad %s=%r in <%s>' % (attr, el.get(attr), el.tag))

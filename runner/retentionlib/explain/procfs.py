@@ -4,6 +4,11 @@ them stored samples). Reading them from a live process is target.py's job."""
 import re
 from collections import OrderedDict
 
+# A figure of /proc: ASCII decimal digits, at most 20 (any 64-bit value). str.isdigit() and \d also
+# take other scripts' digits ('²' even fails int()), and int() refuses past 4300 digits (3.11+).
+_DIGITS = re.compile(r'^[0-9]{1,20}$')
+_KB_LINE = re.compile(r'^(\w+):\s+([0-9]{1,20}) kB\s*$')
+
 
 def parse_stat_state(text):
     """The state letter of /proc/PID/stat (the comm field may hold spaces and parentheses)."""
@@ -32,13 +37,13 @@ def parse_kb_fields(text):
     """'Key:   123 kB' lines (smaps_rollup, one smaps entry) -> {Key: bytes}."""
     out = OrderedDict()
     for line in text.splitlines():
-        m = re.match(r'^(\w+):\s+(\d+) kB\s*$', line)
+        m = _KB_LINE.match(line)
         if m:
             out[m.group(1)] = int(m.group(2)) * 1024
     return out
 
 
-_MAP_LINE = re.compile(r'^([0-9a-f]+)-([0-9a-f]+)\s+(\S{4})\s+([0-9a-f]+)\s+(\S+)\s+(\d+)\s*(.*)$')
+_MAP_LINE = re.compile(r'^([0-9a-f]+)-([0-9a-f]+)\s+(\S{4})\s+([0-9a-f]+)\s+(\S+)\s+([0-9]{1,20})\s*(.*)$')
 
 
 class Mapping(object):
@@ -75,7 +80,7 @@ def parse_maps(text):
                                int(m.group(6)), m.group(7).strip()))
             continue
         if out:
-            f = re.match(r'^(\w+):\s+(\d+) kB\s*$', line)
+            f = _KB_LINE.match(line)
             if f:
                 out[-1].fields[f.group(1)] = int(f.group(2)) * 1024
     return out
@@ -137,7 +142,7 @@ def rss_split(rollup, status):
     anon = rollup.get('Anonymous')
     shmem = None
     v = status.get('RssShmem', '')
-    m = re.match(r'^(\d+)\s*kB$', v)
+    m = re.match(r'^([0-9]{1,20})\s*kB$', v)
     if m:
         shmem = int(m.group(1)) * 1024
     if rss is None:
@@ -146,3 +151,41 @@ def rss_split(rollup, status):
     if anon is not None:
         file_b = max(0, rss - anon - (shmem or 0))
     return {'rss': rss, 'anon': anon, 'shmem': shmem, 'file': file_b}
+
+
+def environ_lookup(data, name):
+    """The value of `name` in /proc/PID/environ's bytes (NUL-separated NAME=VALUE), or None: the
+    first entry wins, as getenv and libtrimshim's own lookup take it. bytes in, bytes out: a path
+    need not be UTF-8."""
+    want = name.encode('ascii') + b'='
+    for entry in data.split(b'\0'):
+        if entry.startswith(want):
+            return entry[len(want):]
+    return None
+
+
+def parse_stat_starttime(text):
+    """/proc/PID/stat's starttime (field 22): clock ticks after boot; None if it cannot be read."""
+    rest = text[text.rfind(')') + 1:].split()
+    # rest[0] is field 3 (state), so field 22 is rest[19]
+    if len(rest) < 20 or not _DIGITS.match(rest[19]):
+        return None
+    return int(rest[19])
+
+
+def parse_btime(text):
+    """/proc/stat's btime: the Unix time the system booted; None if absent."""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == 'btime' and _DIGITS.match(parts[1]):
+            return int(parts[1])
+    return None
+
+
+def innermost_pid(status, pid):
+    """The process's PID as it sees itself (the last NSpid field: a container's PID namespace),
+    from parse_status's dict; pid when the kernel does not say (Linux < 4.1)."""
+    parts = status.get('NSpid', '').split()
+    if parts and _DIGITS.match(parts[-1]):
+        return int(parts[-1])
+    return pid

@@ -3,6 +3,7 @@
 import os
 
 from ..report import human_bytes, pct
+from .shim import ENABLE, state_words
 from .verdict import pinned_words
 
 UNITS = 'units: 1 kB = 10^3 bytes, 1 MB = 10^6 bytes (decimal); /proc\'s "kB" are KiB, converted to bytes'
@@ -93,6 +94,10 @@ def render(doc):
                                                               human_bytes(doc['free_resident_bytes']),
                                                               pct(float(doc['free_resident_bytes']) / anon)))
             out.append('  %-34s %s' % ('its release call would return', human_bytes(doc['trimmable_bytes'])))
+    sh = doc.get('shim')
+    if sh and sh.get('loaded'):
+        out.append('')
+        out.extend(render_shim(sh, alloc))
     out.append('')
     out.append('verdict: %s' % doc['verdict'])
     out.append('  %s' % doc['why'])
@@ -129,4 +134,52 @@ def render_watch(w):
     for r in w['readings']:
         out.append('  t=%5.1f s  RSS %-8s  live %-8s  free resident %s' % (
             r['t'], human_bytes(r['rss_bytes']), _col(r['live_bytes']), _col(r['free_resident_bytes'])))
+    return out
+
+
+def _age(s):
+    if s < 120:
+        return '%.0f s' % s
+    if s < 7200:
+        return '%.0f min' % (s / 60.0)
+    return '%.1f h' % (s / 3600.0)
+
+
+def render_shim(sh, alloc=None):
+    """The trim shim's lines: loaded, its state, what it did (its statistics file), or why its
+    figures are not there."""
+    st = sh.get('stats') or {}
+    other = alloc['name'] if alloc and not alloc.get('glibc') else None
+    state = sh.get('state')
+    if state:
+        head = state_words(state, sh.get('mode'), other)
+        if sh.get('policy') and state == 'running':
+            head += ', policy %s' % sh['policy']
+    elif not st.get('exported', True):
+        head = 'loaded'
+    else:
+        head = 'loaded, its state not known'
+    out = ['  %-34s %s; %s' % ('trim shim (libtrimshim)', head, sh['library'])]
+    if sh.get('trims') is not None:
+        t = sh['trims']
+        kinds = ['quiet %d' % t['quiet'], 'busy %d' % t['busy']]
+        kinds += ['%s %d' % (k, t[k]) for k in ('interval', 'api') if t[k]]
+        out.append('  %-34s %d (%s), returned %s; futile %d, minor faults after trims %d' % (
+            '  trims', t['total'], ', '.join(kinds), human_bytes(sh['returned_bytes']), sh['futile_trims'],
+            sh['refault_minor_faults']))
+        out.append('  %-34s heap free %s, in use %s; RSS %s when the file was written' % (
+            '  at its last probe', human_bytes(sh['heap_free_bytes']), human_bytes(sh['heap_used_bytes']),
+            human_bytes(sh['resident_bytes'])))
+    if not st.get('exported', True) and not st.get('problem'):
+        out.append('  %-34s not exported: start the program with %s (an absolute path, %%p = the PID) to have '
+                   'them; TRIMSHIM_VERBOSE=1 logs each trim' % ('  its figures', ENABLE))
+    elif st.get('problem'):
+        out.append('  %-34s %s' % ('  statistics', st['problem']))
+    elif st.get('note'):
+        out.append('  %-34s %s (%s)' % ('  statistics', st['file'], st['note']))
+    elif st.get('file'):
+        out.append('  %-34s %s, written %s ago (TRIMSHIM_STATS from its initial environment)' % (
+            '  statistics', st['file'], _age(st.get('age_seconds') or 0)))
+    if st.get('warning'):
+        out.append('  %-34s %s' % ('', st['warning']))
     return out

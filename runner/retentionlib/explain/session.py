@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 from .. import paths
 from ..errors import ExplainError, ProcessGone, UsageError
-from . import elfsyms, glibc, others, safety, walk
+from . import elfsyms, glibc, others, safety, shim, walk
 from .gdb import DEFAULT_TIMEOUT_S, GdbSession
 from .heaps import MemReader, arena_chain, arena_groups, exe_word_size, find_heaps
 from .mallocinfo import parse_malloc_info
@@ -204,6 +204,8 @@ def _explain(sess, snap, trim, notes, environ, stop_tries):
     alloc['name'] = name
     alloc['libc'] = lib
     doc['allocator'] = alloc
+    # /proc and the shim's own file only: nothing is asked of the process for it
+    doc['shim'] = shim.inspect(pid, maps0, (is_glibc, '%s (%s)' % (name, malloc_obj)))
     stops = []
     result = None
     last_err = None
@@ -263,12 +265,28 @@ def _explain(sess, snap, trim, notes, environ, stop_tries):
     verdict, why, fixes = judge(f, pid, paths.shim_library(paths.build_dir(environ=environ)))
     doc['verdict'] = verdict
     doc['why'] = why
-    doc['fixes'] = fixes
+    doc['fixes'] = _shim_fixes(fixes, doc['shim'])
     if trim:
         doc['trim'] = _trim_glibc(sess, stop, pid, lib, libc_elf, busy_why)
     doc['calls'] = list(sess.call_log)
     doc['notes'] = notes
     return doc
+
+
+def _shim_fixes(fixes, sh):
+    """The fixes, without "preload the shim" where it is loaded already: what it does there is
+    the trim shim section's, not a fix to try."""
+    if not sh.get('loaded'):
+        return fixes
+    out = []
+    for fx in fixes:
+        if 'LD_PRELOAD=' in fx and 'libtrimshim' in fx:
+            state = sh.get('state')
+            out.append('the trim shim is loaded in this process already (%s): see "trim shim" above'
+                       % (shim.state_words(state, sh.get('mode')) if state else 'its state not known'))
+        else:
+            out.append(fx)
+    return out
 
 
 def _object_range(mappings, path):

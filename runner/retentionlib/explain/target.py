@@ -7,17 +7,24 @@ import signal
 import time
 
 from ..errors import ExplainError, ProcessGone
-from .procfs import parse_kb_fields, parse_stat_state, parse_status, rss_split, tracer_pid
+from .procfs import (parse_btime, parse_kb_fields, parse_stat_starttime, parse_stat_state, parse_status, rss_split,
+                     tracer_pid)
 from .ptrace import ptrace_hint
 
 
 def read_proc(pid, name):
     """The text of /proc/PID/NAME. ProcessGone if the process does not exist, ExplainError naming
     the file for any other failure (EACCES: no ptrace access)."""
+    return read_proc_bytes(pid, name).decode('utf-8', 'replace')
+
+
+def read_proc_bytes(pid, name):
+    """The bytes of /proc/PID/NAME (environ: NUL-separated, not necessarily UTF-8); errors as
+    read_proc's."""
     path = '/proc/%d/%s' % (pid, name)
     try:
         with open(path, 'rb') as f:
-            return f.read().decode('utf-8', 'replace')
+            return f.read()
     except (IOError, OSError) as e:
         if e.errno in (errno.ENOENT, errno.ESRCH):
             raise ProcessGone('no process %d' % pid)
@@ -39,7 +46,7 @@ def read_rss(pid):
         pass
     parts = read_proc(pid, 'statm').split()
     page = os.sysconf('SC_PAGE_SIZE')
-    if len(parts) < 3:
+    if len(parts) < 3 or not all(p and len(p) <= 20 and not p.strip('0123456789') for p in parts[1:3]):
         raise ExplainError('cannot parse /proc/%d/statm' % pid)
     return int(parts[1]) * page, (int(parts[1]) - int(parts[2])) * page
 
@@ -57,9 +64,23 @@ def read_rss_split(pid):
     if 'Rss' not in fields:
         for key, want in (('VmRSS', 'Rss'), ('RssAnon', 'Anonymous')):
             v = st.get(key, '').split()
-            if v and v[0].isdigit():
+            if v and len(v[0]) <= 20 and not v[0].strip('0123456789'):
                 fields[want] = int(v[0]) * 1024
     return rss_split(fields, st)
+
+
+def start_time(pid):
+    """The Unix time the process started (fork, not its last exec), to the second, or None: its
+    /proc/PID/stat starttime after /proc/stat's btime."""
+    try:
+        ticks = parse_stat_starttime(read_proc(pid, 'stat'))
+        with open('/proc/stat') as f:
+            boot = parse_btime(f.read())
+    except (ExplainError, IOError, OSError):
+        return None
+    if ticks is None or boot is None:
+        return None
+    return boot + float(ticks) / os.sysconf('SC_CLK_TCK')
 
 
 def state_of(pid):
