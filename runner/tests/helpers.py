@@ -179,3 +179,12 @@ def call(argv):
 
 def executable(path):
     return os.stat(path).st_mode & stat.S_IXUSR
+
+
+def table_row(test, out, case, cell):
+    """The line of `retention run`'s table for case x cell (test.fail if there is none)."""
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == case and parts[1] == cell:
+            return line
+    test.fail('no row for %s %s in:\n%s' % (case, cell, out))

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 from retentionlib import paths, platforminfo
 
-from .helpers import GOOD_EXP, LEAKY_XML, RUNNER, SEED_XML, FixtureTest, call, case_text
+from .helpers import GOOD_EXP, LEAKY_XML, RUNNER, SEED_XML, FixtureTest, call, case_text, table_row
 
 SUMMARY_RE = r'^\d+ passed, \d+ failed(, \d+ skipped)?$'
 
@@ -30,11 +30,7 @@ class CliTest(FixtureTest):
         return rc, out, err, doc
 
     def row(self, out, case, cell):
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and parts[0] == case and parts[1] == cell:
-                return line
-        self.fail('no row for %s %s in:\n%s' % (case, cell, out))
+        return table_row(self, out, case, cell)
 
     def last_line(self, out):
         lines = out.rstrip('\n').splitlines()

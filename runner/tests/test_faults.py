@@ -23,7 +23,7 @@ import xml.etree.ElementTree as ET
 from retentionlib import cli, paths, report
 from retentionlib.errors import UsageError
 
-from .helpers import GOOD_EXP, RUNNER, FixtureTest, call, case_text
+from .helpers import GOOD_EXP, RUNNER, FixtureTest, call, case_text, table_row
 
 SUMMARY_RE = r'^\d+ passed, \d+ failed(, \d+ skipped)?$'
 BUILD = paths.build_dir()
@@ -151,11 +151,7 @@ class FaultTest(FixtureTest):
         return err.rstrip('\n')
 
     def row(self, out, case, cell):
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and parts[0] == case and parts[1] == cell:
-                return line
-        self.fail('no row for %s %s in:\n%s' % (case, cell, out))
+        return table_row(self, out, case, cell)
 
 
 class OutputsCheckedFirst(FaultTest):
