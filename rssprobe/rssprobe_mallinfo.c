@@ -289,6 +289,11 @@ static void scan_line(struct rssprobe_maps_scan *s, const char *text, size_t len
          * address inside it. */
         uint64_t b = (l.start + s->heap_max - 1) & ~(s->heap_max - 1);
         for (; b >= l.start && b < l.end; b += s->heap_max) {
+            if (s->slots >= RSSPROBE_MAPS_SLOTS_MAX) {
+                s->over_budget = 1;
+                break;
+            }
+            s->slots++;
             uint64_t size = heap_at(s, b, l.end);
             if (size == 0)
                 continue;
@@ -330,7 +335,7 @@ int rssprobe_maps_scan_end(struct rssprobe_maps_scan *s)
     scan_line(s, s->line, s->line_len);
     s->line_len = 0;
     s->truncated = 0;
-    return s->bad_lines ? -1 : 0;
+    return s->bad_lines || s->over_budget ? -1 : 0;
 }
 
 static int peek_self(void *ctx, uint64_t addr, void *buf, size_t len)

@@ -102,12 +102,21 @@ struct rssprobe_maps_scan {
     size_t line_len;
     int truncated;          /* the current line is longer than line holds */
     int bad_lines;          /* lines that were not a maps line */
+    uint64_t slots;         /* aligned addresses whose header was read so far */
+    int over_budget;        /* more than RSSPROBE_MAPS_SLOTS_MAX: the scan gave up */
 };
+
+/* Header reads per scan, at most: 65536 aligned 64 MiB slots are 4 TiB of writable private
+ * anonymous address space (a JVM's 32 GiB heap reservation is 512 slots). Beyond that (an ASan
+ * shadow, a made-up maps text spanning 2^64 bytes: 2^38 reads) the scan stops and says it could
+ * not tell, rather than read for minutes. */
+#define RSSPROBE_MAPS_SLOTS_MAX (UINT64_C(1) << 16)
 
 void rssprobe_maps_scan_init(struct rssprobe_maps_scan *s, uint64_t heap_max, uint64_t page_size,
                              unsigned word, rssprobe_peek_fn peek, void *peek_ctx);
 void rssprobe_maps_scan_feed(struct rssprobe_maps_scan *s, const char *text, size_t len);
-/* The last line, if it had no newline. Returns 0, or -1 when a line was not a maps line. */
+/* The last line, if it had no newline. Returns 0, or -1 when a line was not a maps line or the
+ * mappings held more slots than RSSPROBE_MAPS_SLOTS_MAX. */
 int rssprobe_maps_scan_end(struct rssprobe_maps_scan *s);
 
 /* /proc/self/maps scanned, thread heaps' headers read through /proc/self/mem (or, if that

@@ -306,6 +306,10 @@ static uint64_t g_stats_last_ns, g_stats_key[8];
 static char g_stats_text[8192]; /* the file's text: static, not on a program's (maybe small) stack */
 static _Atomic int g_stats_pending; /* something changed that is not written yet */
 static uint64_t g_start_unix_s;
+/* The program's name as it started: program_invocation_short_name points into argv[0], which
+ * servers overwrite with their process title (PostgreSQL's backends: "ostgres [local] idle",
+ * read mid-rewrite). Copied in the constructor; a forked child keeps its parent's. */
+static char g_program[64];
 
 static const char *const g_state_names[] = {"running", "stopped", "off",    "not-glibc",
                                             "valgrind", "failed", "waiting"};
@@ -314,7 +318,7 @@ static void stats_values(struct ts_prom_values *v)
 {
     memset(v, 0, sizeof *v);
     v->pid = (long)getpid();
-    v->program = program_invocation_short_name;
+    v->program = g_program;
     v->mode = trimshim_mode_name(atomic_load(&g_mode));
     v->policy = g_cfg.policy == TS_POLICY_ADAPTIVE   ? "adaptive"
                 : g_cfg.policy == TS_POLICY_INTERVAL ? "interval"
@@ -947,6 +951,7 @@ __attribute__((constructor)) static void ts_init(void)
     cond_init();
     ts_interpose_init(0);
     g_start_unix_s = (uint64_t)time(NULL);
+    snprintf(g_program, sizeof g_program, "%s", program_invocation_short_name);
 
     const char *who = NULL;
     if (running_on_valgrind()) {

@@ -1,8 +1,6 @@
 """bench/pg-bench's pure parts: pgbench's summary, the shim's statistics files, /proc parsing,
 the pairing plan, the cells; and its one-line refusals. No PostgreSQL needed, nothing started:
 the benchmark itself runs by hand (README, "Under a real server's load")."""
-import importlib.machinery
-import importlib.util
 import os
 import stat
 import subprocess
@@ -10,19 +8,13 @@ import sys
 import tempfile
 import unittest
 
-BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # bench/, above tests/
+import benchscript
+
+BENCH = benchscript.BENCH
 SCRIPT = os.path.join(BENCH, "pg-bench")
 
 
-def load():
-    loader = importlib.machinery.SourceFileLoader("pg_bench", SCRIPT)
-    spec = importlib.util.spec_from_loader("pg_bench", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
-pb = load()
+pb = benchscript.load("pg-bench")
 
 PGBENCH_15 = """pgbench (15.18 (Debian 15.18-0+deb12u1))
 transaction type: <builtin: TPC-B (sort of)>
@@ -160,6 +152,33 @@ class Plan(unittest.TestCase):
         self.assertEqual(pb.reach_s(series, 1.5, 3200), 1.0)  # 3400 <= 1.1 x 3200 at t=2.5
         self.assertIsNone(pb.reach_s(series, 1.5, 2000))
         self.assertIsNone(pb.reach_s(series, 1.5, None))
+
+
+class ReapWait(unittest.TestCase):
+    """clients_gone: the backend CPU of a pair is read from the postmaster's reaped-children
+    accounting, so the wait must last until every backend is reaped. This test process plays
+    the postmaster, its own children the backends."""
+
+    def test_waits_for_a_known_backend_until_it_is_reaped(self):
+        import threading
+        import time
+        child = subprocess.Popen(["sleep", "0.6"])
+        reaped = []
+        t = threading.Thread(target=lambda: (child.wait(), reaped.append(time.time())))
+        t.start()
+        gone = pb.clients_gone(os.getpid(), pids=[child.pid], timeout=5)
+        returned = time.time()
+        t.join()
+        self.assertTrue(gone)
+        self.assertTrue(reaped and returned >= reaped[0], "returned before the child was reaped")
+
+    def test_a_zombie_is_not_gone(self):
+        import time
+        child = subprocess.Popen(["true"])
+        time.sleep(0.3)  # exited, not reaped
+        self.assertFalse(pb.clients_gone(os.getpid(), timeout=0.5))
+        child.wait()
+        self.assertTrue(pb.clients_gone(os.getpid(), timeout=2))
 
 
 class FindPostgres(unittest.TestCase):

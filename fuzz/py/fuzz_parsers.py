@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.join(REPO, 'runner'))
 
 from retentionlib import casefile, cells, elf, execute, expfile, memcheck, platforminfo, promtext, watch  # noqa: E402
 from retentionlib.errors import ConfigError, ExplainError  # noqa: E402
-from retentionlib.explain import gdb, mallocinfo, procfs, shim, target  # noqa: E402
+from retentionlib.explain import elfsyms, gdb, mallocinfo, procfs, shim, target  # noqa: E402
 
 # One input of a few KiB parses in well under a millisecond; 2 s means a hang (or a quadratic
 # blow-up), not a slow machine.
@@ -329,6 +329,34 @@ def t_elf(data, work):
     check(r in (True, False, None), 'has_interp -> %r' % (r,))
 
 
+class _Mapping(object):
+    def __init__(self, path, offset, start):
+        self.path, self.offset, self.start = path, offset, start
+
+
+def t_elfsyms(data, work):
+    """explain's reading of a mapped object's file (libc's, in the target's file system, which
+    the target's owner controls): parsed or not (.ok), never an exception; what it gives is
+    well-formed, and the tail-call scan that safety.py builds its stop-anywhere ranges from stays
+    inside the file's functions."""
+    e = elfsyms.ElfFile(data)
+    check(e.ok in (True, False), 'ok = %r' % (e.ok,))
+    check(all(isinstance(n, str) and isinstance(v, int) and isinstance(z, int) and v > 0
+              for n, v, z in e.symbols), 'symbols %r' % (e.symbols[:5],))
+    check(e.func_starts == sorted(e.func_starts), 'function starts not sorted')
+    starts = set(e.func_starts)
+    for name, value, size in e.symbols[:64]:
+        tails = elfsyms.tail_targets(e, value, size)
+        check(all(t in starts and not value <= t < value + size for t in tails),
+              '%s: tail targets %r' % (name, tails[:5]))
+        end = elfsyms.function_end(e, value)
+        check(isinstance(end, int) and end > value, '%s: function end %r' % (name, end))
+    v = elfsyms.glibc_version(e)
+    check(v is None or (len(v) == 2 and all(isinstance(x, int) for x in v)), 'version %r' % (v,))
+    bias = elfsyms.load_bias([_Mapping('/lib/x.so', 0, 0x7f0000000000)], '/lib/x.so', e)
+    check(isinstance(bias, int), 'load bias %r' % (bias,))
+
+
 def t_gdb_mi(data, work):
     """gdb's MI result records (what explain's gdb session parses): a dict, or the ValueError or
     IndexError its caller catches."""
@@ -366,6 +394,7 @@ TARGETS = OrderedDict([
     ('platform', (t_platform, ['fuzz/seeds/platform/*'])),
     ('promstats', (t_promstats, ['fuzz/seeds/promstats/*', 'runner/tests/data/promtext/*'])),
     ('elf', (t_elf, ['fuzz/seeds/elf/*'])),
+    ('elfsyms', (t_elfsyms, ['fuzz/seeds/elfsyms/*', 'fuzz/seeds/elf/*'])),
     ('gdb_mi', (t_gdb_mi, ['fuzz/seeds/gdb_mi/*'])),
 ])
 

@@ -386,6 +386,29 @@ START_TEST(maps_scan_reports_malformed_lines)
 }
 END_TEST
 
+START_TEST(maps_scan_gives_up_on_an_address_space_too_large_to_read)
+{
+    /* 2^47 bytes of one writable anonymous mapping: 2^21 aligned slots. The scan reads at most
+     * RSSPROBE_MAPS_SLOTS_MAX headers and says it could not tell; within the budget (2^16 slots
+     * exactly) it reads them all and is a success. */
+    static const char huge[] = "0-800000000000 rw-p 00000000 00:00 0\n";
+    struct fake_mem mem = {fake_words, sizeof fake_words / sizeof fake_words[0], 0};
+    struct rssprobe_maps_scan s;
+    rssprobe_maps_scan_init(&s, HMAX, 4096, 8, fake_peek, &mem);
+    rssprobe_maps_scan_feed(&s, huge, sizeof huge - 1);
+    ck_assert_int_eq(rssprobe_maps_scan_end(&s), -1);
+    ck_assert_uint_le(mem.peeks, 2 * RSSPROBE_MAPS_SLOTS_MAX);
+    char fits[64];
+    snprintf(fits, sizeof fits, "0-%llx rw-p 00000000 00:00 0\n",
+             (unsigned long long)(RSSPROBE_MAPS_SLOTS_MAX * HMAX));
+    mem.peeks = 0;
+    rssprobe_maps_scan_init(&s, HMAX, 4096, 8, fake_peek, &mem);
+    rssprobe_maps_scan_feed(&s, fits, strlen(fits));
+    ck_assert_int_eq(rssprobe_maps_scan_end(&s), 0);
+    ck_assert_uint_eq(mem.peeks, RSSPROBE_MAPS_SLOTS_MAX);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * This process's real heap, through the forced mallinfo path */
 
@@ -578,6 +601,7 @@ static Suite *suite(void)
     tcase_add_test(m, maps_scan_rejects_sizes_glibc_never_writes);
     tcase_add_test(m, maps_scan_32bit_words);
     tcase_add_test(m, maps_scan_reports_malformed_lines);
+    tcase_add_test(m, maps_scan_gives_up_on_an_address_space_too_large_to_read);
     suite_add_tcase(s, m);
 
 #if !UNDER_ASAN

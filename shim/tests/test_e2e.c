@@ -336,8 +336,10 @@ START_TEST(stats_file_of_the_seed)
     char stats[160], copy[128];
     snprintf(stats, sizeof stats, "TRIMSHIM_STATS=%s/trimshim-%%p.prom", tdir);
     snprintf(copy, sizeof copy, "%s/copy.txt", tdir);
+    /* --retitle: the helper overwrites its argv[0] as servers do for their process title; the
+     * file still names the program it started as */
     char *argv[] = {TS_HELPER_PATH, "seed", "9000", "--idle", "3000", "--target-kb", "0",
-                    "--stats-copy", copy, NULL};
+                    "--stats-copy", copy, "--retitle", NULL};
     char *env[] = {PRELOAD, stats, NULL};
     ck_assert_int_eq(ts_run(&r, argv, env, 300), 0);
     expect_ok(&r, "seed with TRIMSHIM_STATS");
@@ -355,6 +357,9 @@ START_TEST(stats_file_of_the_seed)
     ck_assert(pp_sum(&prom, "trimshim_info", want) == 1);
     ck_assert(pp_sum(&prom, "trimshim_state", "state=\"running\"") == 1);
     ck_assert(pp_sum(&prom, "trimshim_info", "mode=\"idle-points\"") == 1);
+    const char *base = strrchr(TS_HELPER_PATH, '/');
+    snprintf(want, sizeof want, "program=\"%s\"", base ? base + 1 : TS_HELPER_PATH);
+    ck_assert_msg(pp_sum(&prom, "trimshim_info", want) == 1, "%s\n%s", want, prom_text);
     /* gone at exit: only the copy is left */
     ck_assert_int_eq(tdir_count(), 1);
     tdir_remove();

@@ -185,6 +185,13 @@ static int cmd_seed(int argc, char **argv)
             target = atol(argv[++i]);
         else if (!strcmp(argv[i], "--stats-copy") && i + 1 < argc)
             stats_copy = argv[++i];
+        else if (!strcmp(argv[i], "--retitle")) {
+            /* what servers' setproctitle does (PostgreSQL's ps_status): argv[0]'s bytes are
+             * overwritten, and program_invocation_short_name points into them */
+            size_t len = strlen(argv[0]);
+            memset(argv[0], 0, len);
+            memcpy(argv[0], "x: idle", len < 7 ? len : 7);
+        }
     }
     long base = rss_kb();
     struct node *head = build_seed(n);

@@ -31,8 +31,10 @@ class ElfFile(object):
         try:
             self._parse()
             self.ok = True
-        except (struct.error, IndexError, ValueError):
+        except (struct.error, IndexError, ValueError, OverflowError):
+            # OverflowError: an offset past 2^63 (struct's ssize_t) in a made-up header
             self.ok = False
+            self.symbols, self.func_starts, self.sections = [], [], {}
 
     def _parse(self):
         d = self.data
