@@ -54,8 +54,22 @@ long rssprobe_env_long(const char *name, long min, long max, long dflt)
         return dflt;
     errno = 0;
     long n = strtol(v, &end, 10);
-    if (errno || *end != '\0' || n < min || n > max)
+    /* strtol would take " 7" and "+7": the runner writes bare digits */
+    int digits_first = (v[0] >= '0' && v[0] <= '9') || (v[0] == '-' && v[1] >= '0' && v[1] <= '9');
+    if (!digits_first || errno || *end != '\0' || n < min || n > max) {
+        /* On the stack, one write: nothing here may touch the malloc heap. The value is shown
+         * cut to 40 bytes, control bytes as '?': the message stays one line. */
+        char shown[41], line[256];
+        size_t k = 0;
+        for (; k < sizeof shown - 1 && v[k]; k++)
+            shown[k] = (unsigned char)v[k] < 0x20 || v[k] == 0x7f ? '?' : v[k];
+        shown[k] = '\0';
+        int len = snprintf(line, sizeof line, "rssprobe: %s=%s%s: not a whole number in "
+                           "%ld..%ld, ignored\n", name, shown, v[k] ? "..." : "", min, max);
+        if (len > 0)
+            (void)!write(STDERR_FILENO, line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
         return dflt;
+    }
     return n;
 }
 

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 
 #include "rssprobe.h"
+#include "rssprobe_internal.h"
 
 #include "check_compat.h"
 #include <errno.h>
@@ -1302,6 +1303,60 @@ START_TEST(json_too_small_buffer_is_minus_one)
 }
 END_TEST
 
+/* What rssprobe_env_long writes on stderr while it reads name=value (NUL-terminated in err). */
+static long env_long_with_stderr(const char *value, long min, long max, long dflt, char *err, size_t cap)
+{
+    int fds[2], saved = dup(STDERR_FILENO);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(dup2(fds[1], STDERR_FILENO), STDERR_FILENO);
+    close(fds[1]);
+    if (value)
+        setenv("RSSPROBE_TEST_ENV", value, 1);
+    else
+        unsetenv("RSSPROBE_TEST_ENV");
+    long n = rssprobe_env_long("RSSPROBE_TEST_ENV", min, max, dflt);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    ssize_t len = read(fds[0], err, cap - 1);
+    close(fds[0]);
+    err[len > 0 ? len : 0] = '\0';
+    return n;
+}
+
+START_TEST(env_long_reads_a_number_in_range_quietly)
+{
+    char err[512];
+    ck_assert_int_eq(env_long_with_stderr("250", 1, 60000, 100, err, sizeof err), 250);
+    ck_assert_str_eq(err, "");
+    /* unset and empty: not run by the runner, nothing to say */
+    ck_assert_int_eq(env_long_with_stderr(NULL, 1, 60000, 100, err, sizeof err), 100);
+    ck_assert_str_eq(err, "");
+    ck_assert_int_eq(env_long_with_stderr("", 1, 60000, 100, err, sizeof err), 100);
+    ck_assert_str_eq(err, "");
+}
+END_TEST
+
+START_TEST(env_long_names_junk_and_out_of_range_values)
+{
+    static const char *const bad[] = {"12x", "0", "60001", "-5", " 7", "+7", "-", "99999999999999999999"};
+    char err[512];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(env_long_with_stderr(bad[i], 1, 60000, 100, err, sizeof err), 100);
+        ck_assert_msg(strstr(err, "RSSPROBE_TEST_ENV=") && strstr(err, bad[i]) &&
+                          strstr(err, "1..60000"), "for %s: %s", bad[i], err);
+        ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "one line: %s", err);
+    }
+    /* a long value is cut, the line stays one line */
+    char longv[300];
+    memset(longv, '9', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    ck_assert_int_eq(env_long_with_stderr(longv, 1, 60000, 100, err, sizeof err), 100);
+    ck_assert_ptr_nonnull(strstr(err, "..."));
+    ck_assert_uint_lt(strlen(err), 120);
+}
+END_TEST
+
 START_TEST(emit_writes_one_line_to_a_pipe)
 {
     struct rssprobe_sample s = known_sample();
@@ -1514,6 +1569,11 @@ static Suite *rssprobe_suite(void)
     tcase_add_test(tc_json, emit_writes_one_line_to_a_pipe);
     tcase_add_test(tc_json, emit_fails_without_writing_when_it_cannot);
     suite_add_tcase(s, tc_json);
+
+    TCase *tc_env = tcase_create("runner_env");
+    tcase_add_test(tc_env, env_long_reads_a_number_in_range_quietly);
+    tcase_add_test(tc_env, env_long_names_junk_and_out_of_range_values);
+    suite_add_tcase(s, tc_env);
 
     TCase *tc_noalloc = tcase_create("noalloc");
 #if HAVE_ALLOC_COUNTER

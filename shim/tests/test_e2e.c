@@ -562,7 +562,7 @@ END_TEST
 
 START_TEST(sleeps_between_bursts_are_quiet)
 {
-    /* 100 ms sleeps between 25 ms bursts: 20 % CPU from one wait's start to the next, but each
+    /* 200 ms sleeps between 50 ms bursts: 20 % CPU from one wait's start to the next, but each
      * sleep is a window without CPU, what the thread's 100 ms windows find within a few looks:
      * both trim within the 2.5 s */
     char *argv[] = {TS_IDLE_PATH, "duty", "2000", NULL};

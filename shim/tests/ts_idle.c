@@ -19,8 +19,8 @@
  *                                _exits 7) while the child's first trim runs
  *   ts_idle early-handler        the SIGUSR2 handler ts_early's constructor installed, as
  *                                sigaction reports it
- *   ts_idle duty N               N x 64 KiB freed, then 2.5 s of 100 ms sleeps each followed by
- *                                25 ms of CPU (20 % busy between any two waits' starts)
+ *   ts_idle duty N               N x 64 KiB freed, then 2.5 s of 200 ms sleeps each followed by
+ *                                50 ms of CPU (20 % busy between any two waits' starts)
  *   ts_idle fork-baseline N      a parent with 192 MiB of shared memory touched frees N x 64
  *                                KiB and idles until its shim trims; then forks: the child, whose
  *                                RSS has none of the shared pages, frees N x 64 KiB and idles 3 s
@@ -679,8 +679,13 @@ static int cmd_duty(long n)
     use(nodes);
     uint64_t end = now_ns() + 2500000000ull;
     while (now_ns() < end) {
-        usleep(100000);
-        spin_ms(25);
+        /* A thread's 100 ms window is quiet (under 10 ms of CPU) only if it starts at most
+         * 10 ms before a burst ends and ends before the next: with 100 ms sleeps and 25 ms
+         * bursts that is 10 ms of every 125, and looks 100 ms apart visit only five phases of
+         * the cycle, so a run could miss it throughout (seen once in ctest beside a build:
+         * 2 probes, no trim). 200 ms sleeps leave 110 ms of every 250 (44 % of the looks). */
+        usleep(200000);
+        spin_ms(50);
     }
     print_state("duty");
     return 0;
