@@ -6,6 +6,8 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 
 import benchscript
@@ -160,8 +162,6 @@ class ReapWait(unittest.TestCase):
     the postmaster, its own children the backends."""
 
     def test_waits_for_a_known_backend_until_it_is_reaped(self):
-        import threading
-        import time
         child = subprocess.Popen(["sleep", "0.6"])
         reaped = []
         t = threading.Thread(target=lambda: (child.wait(), reaped.append(time.time())))
@@ -173,7 +173,6 @@ class ReapWait(unittest.TestCase):
         self.assertTrue(reaped and returned >= reaped[0], "returned before the child was reaped")
 
     def test_a_zombie_is_not_gone(self):
-        import time
         child = subprocess.Popen(["true"])
         time.sleep(0.3)  # exited, not reaped
         self.assertFalse(pb.clients_gone(os.getpid(), timeout=0.5))

@@ -329,11 +329,6 @@ def t_elf(data, work):
     check(r in (True, False, None), 'has_interp -> %r' % (r,))
 
 
-class _Mapping(object):
-    def __init__(self, path, offset, start):
-        self.path, self.offset, self.start = path, offset, start
-
-
 def t_elfsyms(data, work):
     """explain's reading of a mapped object's file (libc's, in the target's file system, which
     the target's owner controls): parsed or not (.ok), never an exception; what it gives is
@@ -353,7 +348,8 @@ def t_elfsyms(data, work):
         check(isinstance(end, int) and end > value, '%s: function end %r' % (name, end))
     v = elfsyms.glibc_version(e)
     check(v is None or (len(v) == 2 and all(isinstance(x, int) for x in v)), 'version %r' % (v,))
-    bias = elfsyms.load_bias([_Mapping('/lib/x.so', 0, 0x7f0000000000)], '/lib/x.so', e)
+    libc = procfs.Mapping(0x7f0000000000, 0x7f0000200000, 'r--p', 0, 1, '/lib/x.so')
+    bias = elfsyms.load_bias([libc], '/lib/x.so', e)
     check(isinstance(bias, int), 'load bias %r' % (bias,))
 
 
